@@ -1,0 +1,135 @@
+"""The layout of a data root (``NAG_HOME``): where inputs are found and outputs go.
+
+Inputs (user-owned): ``pool/``, ``targets/``, ``models/``, ``nag.yaml``.
+Outputs (project-owned): ``tables/`` (Parquet behind the DuckDB views),
+``warehouse.duckdb``, ``cache/``, ``subsets/`` and ``manifests/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nag_core.errors import NagInputError
+from nag_core.settings import Settings, load_settings
+
+POOL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+TARGET_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json")
+MIXTURE = "mixture"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def resolve_home(flag: str | None = None) -> Path:
+    """``--home`` flag, else ``$NAG_HOME``, else ``./nag_home``."""
+    return Path(flag or os.environ.get("NAG_HOME") or "nag_home").resolve()
+
+
+def check_name(name: str, what: str, where: Path) -> str:
+    """Names become Dagster partition keys and file names, so keep them plain."""
+    if not _NAME.match(name):
+        raise NagInputError(
+            f"{where}: {what} name {name!r} is not usable as a partition key. "
+            "Use letters, digits, '.', '_' or '-' (no spaces, '|' or ','), starting with a letter or digit."
+        )
+    return name
+
+
+def strip_suffix(path: Path, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return None
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @property
+    def pool_dir(self) -> Path:
+        return self.root / "pool"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.root / "targets"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / "nag.yaml"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def subsets_dir(self) -> Path:
+        return self.root / "subsets"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.root / "manifests"
+
+    def settings(self) -> Settings:
+        return load_settings(self.settings_path)
+
+    def activation_cache_path(self, model: str, shard: str) -> Path:
+        return self.root / "cache" / "activations" / model / f"{shard}.parquet"
+
+    def target_cache_path(self, model: str, target: str) -> Path:
+        return self.root / "cache" / "target_activations" / model / f"{target}.parquet"
+
+    def subset_path(self, name: str) -> Path:
+        return self.subsets_dir / f"{name}.parquet"
+
+    def manifest_path(self, name: str) -> Path:
+        return self.manifests_dir / f"{name}.json"
+
+    def shard_files(self) -> dict[str, Path]:
+        """Pool shards by partition key (the file stem); two files with one stem is an error."""
+        shards: dict[str, Path] = {}
+        if not self.pool_dir.is_dir():
+            return shards
+        for path in sorted(self.pool_dir.iterdir()):
+            stem = strip_suffix(path, POOL_SUFFIXES)
+            if stem is None or path.name.startswith("."):
+                continue
+            check_name(stem, "shard", path)
+            if stem in shards:
+                raise NagInputError(
+                    f"{self.pool_dir}: shards {shards[stem].name} and {path.name} share the key {stem!r}; rename one."
+                )
+            shards[stem] = path
+        return shards
+
+    def shard_file(self, shard: str) -> Path:
+        files = self.shard_files()
+        if shard not in files:
+            raise NagInputError(f"{self.pool_dir}: no shard file for partition {shard!r} (expected {shard}.parquet or {shard}.jsonl)")
+        return files[shard]
+
+    def target_dirs(self) -> dict[str, Path]:
+        targets: dict[str, Path] = {}
+        if not self.targets_dir.is_dir():
+            return targets
+        for path in sorted(self.targets_dir.iterdir()):
+            if path.is_dir() and not path.name.startswith("."):
+                if path.name == MIXTURE:
+                    raise NagInputError(f"{path}: the target name {MIXTURE!r} is reserved for the multi-target mixture; rename the folder.")
+                targets[check_name(path.name, "target", path)] = path
+        return targets
+
+    def target_dir(self, target: str) -> Path:
+        path = self.targets_dir / target
+        if not path.is_dir():
+            raise NagInputError(f"{self.targets_dir}: no folder for target {target!r}")
+        return path

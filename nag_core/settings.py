@@ -1,0 +1,123 @@
+"""Settings read from ``NAG_HOME/nag.yaml``, with the paper's defaults.
+
+Each asset depends on only some settings. ``Settings.hash_for(stage)`` hashes exactly
+those, so changing the token budget re-selects subsets but never re-extracts
+activations, while changing ``top_k`` makes every activation cache stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nag_core.errors import NagInputError
+from nag_core.hashing import digest
+
+NEURON_TYPES = ("fwd_up", "fwd_down", "att_q", "att_k", "att_v", "att_o")
+DEFAULT_MODEL_NAME = "minilm-l6"
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """Exact dedup on a normalised-text hash; near-duplicate settings join here later."""
+
+    normalizer: str = "nfkc_casefold_ws"
+
+
+@dataclass(frozen=True)
+class Settings:
+    top_k: int = 20  # K neurons kept per layer (paper §2.3 default)
+    max_length: int = 120  # tokens read per document (paper default)
+    neuron_types: tuple[str, ...] = ("fwd_up",)  # what the activation cache stores
+    score_neuron_type: str = "fwd_up"  # which stored type builds graphs and scores
+    budget_fraction: float = 0.2  # share of pool tokens kept per target (paper r_f)
+    batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda
+    token_count_model: str = DEFAULT_MODEL_NAME  # counts tokens when a shard has no token_num
+    dedup: DedupSettings = field(default_factory=DedupSettings)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> NagInputError:
+            return NagInputError(f"nag.yaml: setting '{name}' {why}")
+
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise bad("top_k", f"must be a positive integer, got {self.top_k!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 1:
+            raise bad("max_length", f"must be a positive integer, got {self.max_length!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise bad("batch_size", f"must be a positive integer, got {self.batch_size!r}")
+        unknown = [t for t in self.neuron_types if t not in NEURON_TYPES]
+        if unknown or not self.neuron_types:
+            raise bad("neuron_types", f"must be a non-empty list from {list(NEURON_TYPES)}, got {list(self.neuron_types)}")
+        if self.score_neuron_type not in self.neuron_types:
+            raise bad("score_neuron_type", f"must be one of neuron_types {list(self.neuron_types)}, got {self.score_neuron_type!r}")
+        if not isinstance(self.budget_fraction, (int, float)) or not 0 < self.budget_fraction <= 1:
+            raise bad("budget_fraction", f"must be a number in (0, 1], got {self.budget_fraction!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise bad("device", f"must be auto, cpu or cuda, got {self.device!r}")
+
+    # Which settings each stage reads; a stage's hash changes only when these do.
+    _STAGE_FIELDS = {
+        "raw_pool": ("token_count_model",),
+        "dedup_pool": ("dedup",),
+        "activations": ("top_k", "max_length", "neuron_types"),
+        "neuron_graph": ("top_k", "max_length", "score_neuron_type"),
+        "scores": ("top_k", "max_length", "score_neuron_type"),
+        "selection": ("budget_fraction",),
+    }
+
+    def hash_for(self, stage: str) -> str:
+        fields = self._STAGE_FIELDS[stage]
+        values = {name: _plain(getattr(self, name)) for name in fields}
+        return digest(stage, values, length=12)
+
+    def as_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def load_settings(path: Path) -> Settings:
+    """Read ``nag.yaml``; a missing file means all defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Settings()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise NagInputError(f"{path}: not valid YAML ({exc}). Fix the syntax or delete the file to use defaults.") from exc
+    if not isinstance(raw, dict):
+        raise NagInputError(f"{path}: expected a mapping of setting: value, got {type(raw).__name__}")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise NagInputError(f"{path}: unknown setting(s) {unknown}. Known settings: {sorted(known)}")
+    kwargs = dict(raw)
+    if "neuron_types" in kwargs:
+        nt = kwargs["neuron_types"]
+        kwargs["neuron_types"] = tuple([nt] if isinstance(nt, str) else nt)
+    if "dedup" in kwargs:
+        dd = kwargs["dedup"] or {}
+        dknown = {f.name for f in dataclasses.fields(DedupSettings)}
+        if not isinstance(dd, dict) or set(dd) - dknown:
+            raise NagInputError(f"{path}: 'dedup' must be a mapping with keys from {sorted(dknown)}, got {dd!r}")
+        kwargs["dedup"] = DedupSettings(**dd)
+    try:
+        return Settings(**kwargs)
+    except NagInputError as exc:
+        raise NagInputError(f"{path}: {exc}") from None
+
+
+def settings_yaml(settings: Settings) -> str:
+    """The settings as commented YAML, used to write a starter ``nag.yaml``."""
+    return yaml.safe_dump(settings.as_dict(), sort_keys=False)

@@ -1,0 +1,143 @@
+"""The warehouse: Parquet partitions on disk, presented as DuckDB views.
+
+Why not write rows into ``warehouse.duckdb`` directly? DuckDB allows one writing
+process per file, and a sensor-launched run may overlap ``nag-select run``. So every
+asset writes its rows as one Parquet file per (table, partition), atomically renamed
+into ``tables/<table>/<partition>.parquet``. A rerun replaces its own file whole, so
+rows are never lost or duplicated, and no two writers ever touch the same file
+concurrently unless they compute the same partition. ``warehouse.duckdb`` holds only
+views over those files; it is opened for writing just long enough to (re)create the
+views, with a retry if another process holds the lock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from nag_core.atomic import write_parquet
+
+# Columns every table has even while empty, so the views always exist and can be queried.
+TABLES: dict[str, dict[str, str]] = {
+    "documents": {"docid": "VARCHAR", "shard": "VARCHAR", "row_index": "BIGINT", "text": "VARCHAR",
+                  "token_num": "BIGINT", "text_hash": "VARCHAR"},
+    "quarantine": {"shard": "VARCHAR", "row_index": "BIGINT", "docid": "VARCHAR", "reason": "VARCHAR",
+                   "text_preview": "VARCHAR"},
+    "pool_kept": {"docid": "VARCHAR", "shard": "VARCHAR", "token_num": "BIGINT", "norm_hash": "VARCHAR"},
+    "dedup_removed": {"removed_docid": "VARCHAR", "kept_docid": "VARCHAR", "cluster_id": "VARCHAR",
+                      "cluster_size": "BIGINT", "est_jaccard": "DOUBLE", "verified_jaccard": "DOUBLE",
+                      "stage": "VARCHAR", "rule": "VARCHAR", "settings_hash": "VARCHAR", "shard": "VARCHAR",
+                      "matched_target": "VARCHAR", "matched_example": "VARCHAR"},
+    "target_examples": {"example_id": "VARCHAR", "target": "VARCHAR", "source_file": "VARCHAR", "text": "VARCHAR"},
+    "neuron_graphs": {"target": "VARCHAR", "model": "VARCHAR", "neuron_type": "VARCHAR", "layer": "INTEGER",
+                      "neuron": "INTEGER", "count": "BIGINT", "weight": "DOUBLE", "config_hash": "VARCHAR",
+                      "run_id": "VARCHAR"},
+    "signals": {"docid": "VARCHAR", "shard": "VARCHAR", "signal": "VARCHAR", "target": "VARCHAR",
+                "model": "VARCHAR", "value": "DOUBLE", "asset": "VARCHAR", "run_id": "VARCHAR",
+                "config_hash": "VARCHAR", "code_version": "VARCHAR"},
+    "subsets": {"subset": "VARCHAR", "kind": "VARCHAR", "targets": "VARCHAR", "model": "VARCHAR",
+                "budget_fraction": "DOUBLE", "pool_tokens": "BIGINT", "budget_tokens": "BIGINT",
+                "selected_tokens": "BIGINT", "documents": "BIGINT", "config_hash": "VARCHAR", "run_id": "VARCHAR",
+                "parquet_path": "VARCHAR", "manifest_path": "VARCHAR", "created_at": "VARCHAR"},
+    "subset_members": {"subset": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR", "rank": "BIGINT",
+                       "score": "DOUBLE", "token_num": "BIGINT", "shard": "VARCHAR"},
+    "materializations": {"asset": "VARCHAR", "partition": "VARCHAR", "fingerprint": "VARCHAR",
+                         "data_version": "VARCHAR", "run_id": "VARCHAR", "created_at": "VARCHAR"},
+}
+
+VIEWS = {
+    "dedup_removals_by_shard": "SELECT shard, stage, count(*) AS removed FROM dedup_removed GROUP BY ALL ORDER BY ALL",
+}
+
+
+def partition_id(*parts: str) -> str:
+    """File name for a multi-dimensional partition; '@' never appears in a checked name."""
+    return "@".join(parts)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    root: Path  # NAG_HOME
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise KeyError(f"unknown warehouse table {table!r}")
+        return self.root / "tables" / table
+
+    def write(self, table: str, partition: str, frame: pl.DataFrame) -> Path:
+        """Replace one partition of a table atomically."""
+        return write_parquet(frame.to_arrow(), self.table_dir(table) / f"{partition}.parquet")
+
+    def delete(self, table: str, partition: str) -> None:
+        (self.table_dir(table) / f"{partition}.parquet").unlink(missing_ok=True)
+
+    def partitions(self, table: str) -> list[str]:
+        d = self.table_dir(table)
+        return sorted(p.name[: -len(".parquet")] for p in d.glob("*.parquet")) if d.is_dir() else []
+
+    def read(self, table: str, partitions: list[str] | None = None, columns: list[str] | None = None,
+             exclude: str | None = None) -> pl.DataFrame:
+        """Rows of a table (some partitions, or all but ``exclude``), read from Parquet without DuckDB."""
+        wanted = self.partitions(table) if partitions is None else partitions
+        files = [self.table_dir(table) / f"{p}.parquet" for p in wanted if p != exclude]
+        frames = [pl.read_parquet(f, columns=columns) for f in files if f.exists()]
+        if not frames:
+            schema = {c: _POLARS[t] for c, t in TABLES[table].items() if columns is None or c in columns}
+            return pl.DataFrame(schema=schema)
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def refresh_views(self, timeout_s: float = 60.0) -> None:
+        """(Re)create one view per table over its Parquet files."""
+        statements = []
+        for table, cols in TABLES.items():
+            d = self.table_dir(table)
+            if d.is_dir() and any(d.glob("*.parquet")):
+                glob = str(d / "*.parquet").replace("'", "''")
+                statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
+            else:
+                typed = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols.items())
+                statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT {typed} WHERE false")
+        statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
+        con = self._connect(read_only=False, timeout_s=timeout_s)
+        try:
+            for s in statements:
+                con.execute(s)
+        finally:
+            con.close()
+
+    def connect(self, timeout_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+        """A read-only connection for queries; creates the views first if the file is new."""
+        if not self.db_path.exists():
+            self.refresh_views(timeout_s)
+        return self._connect(read_only=True, timeout_s=timeout_s)
+
+    def query(self, sql: str) -> pl.DataFrame:
+        con = self.connect()
+        try:
+            return con.sql(sql).pl()
+        finally:
+            con.close()
+
+    def _connect(self, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.db_path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+_POLARS = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "INTEGER": pl.Int32, "DOUBLE": pl.Float64}
