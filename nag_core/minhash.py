@@ -197,8 +197,8 @@ def hash_shingles(items: Sequence[bytes]) -> np.ndarray:
     if not items:
         return np.empty(0, dtype=np.uint64)
     sha1 = hashlib.sha1
-    buf = b"".join([sha1(x).digest()[:8] for x in items])
-    return np.unique(np.frombuffer(buf, dtype="<u8"))
+    digests = np.frombuffer(b"".join([sha1(x).digest() for x in items]), dtype=np.uint8).reshape(-1, 20)
+    return np.unique(digests[:, :8].copy().view("<u8").ravel())
 
 
 def shingle_hashes(texts: Iterable[str], settings: MinHashSettings) -> list[np.ndarray]:

@@ -261,10 +261,9 @@ def dedup_incremental(new_docs: pl.DataFrame, kept_signatures: pl.DataFrame | No
     # new documents in clusters holding an earlier-kept one: removed in favour of the most similar
     joined = new_nodes.filter(pl.col("has_old")).join(
         nodes.filter(pl.col("old")).select("comp", kept="k", kept_docid="docid"), on="comp")
-    if not joined.is_empty():
-        ej = _est_jaccard(sigs, joined["k"].to_numpy(), joined["kept"].to_numpy())
-        joined = (joined.with_columns(e=pl.Series(ej)).sort(["k", "e", "kept_docid"], descending=[False, True, False])
-                  .group_by("k", maintain_order=True).first().with_columns(rule=pl.lit("already_kept")))
+    ej = _est_jaccard(sigs, joined["k"].to_numpy(), joined["kept"].to_numpy())
+    joined = (joined.with_columns(e=pl.Series(ej, dtype=pl.Float64)).sort(["k", "e", "kept_docid"], descending=[False, True, False])
+              .group_by("k", maintain_order=True).first().with_columns(rule=pl.lit("already_kept")))
     removed = pl.concat([removed.select("k", "kept", "size", "rule"), joined.select("k", "kept", "size", "rule")])
 
     rk, kk = removed["k"].to_numpy(), removed["kept"].to_numpy()

@@ -150,3 +150,9 @@ def test_target_formats(home):
         compile(row["prompt"] + row["canonical_solution"], row["task_id"], "exec")
     assert pl.read_parquet(root / "clinical_medicine" / "examples.parquet").columns == ["text"]
     assert not (root / "clinical_medicine" / "target.yaml").exists()
+
+
+def test_code_documents_are_valid_python(home):
+    df = _pool(home[0]).filter(pl.col("domain") == "code")
+    for docid, text in df.select("docid", "text").iter_rows():
+        compile(text, docid, "exec")

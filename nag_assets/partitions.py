@@ -1,0 +1,21 @@
+"""Partitions: pool shards, targets and models are dynamic, registered as they appear.
+
+Multi-dimensional keys put dimensions in name order, so an activation-cache key is
+``<model>|<shard>`` and a target key is ``<model>|<target>``.
+"""
+
+import dagster as dg
+
+shards = dg.DynamicPartitionsDefinition(name="shards")
+targets = dg.DynamicPartitionsDefinition(name="targets")
+models = dg.DynamicPartitionsDefinition(name="models")
+
+shard_x_model = dg.MultiPartitionsDefinition({"model": models, "shard": shards})
+target_x_model = dg.MultiPartitionsDefinition({"model": models, "target": targets})
+
+DEFS_BY_NAME = {"shards": shards, "targets": targets, "models": models}
+
+# Downstream (target, model) reads every shard's cache for the same model.
+SAME_MODEL_ALL_SHARDS = dg.MultiPartitionMapping(
+    {"model": dg.DimensionPartitionMapping(dimension_name="model", partition_mapping=dg.IdentityPartitionMapping())}
+)

@@ -1,0 +1,64 @@
+"""Output checks that read back what a step wrote, so a check can catch a real fault.
+
+Each returns (passed, description, metadata). The Dagster assets attach them as asset
+checks; a notebook can call them directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nag_core.features import read_cache
+from nag_core.freshness import State, split_key
+from nag_core.warehouse import Warehouse, partition_id
+
+Check = tuple[bool, str, dict]
+
+
+def no_silent_drops(state: State, shard: str, rows_in_file: int) -> Check:
+    wh = Warehouse(state.home.root)
+    docs = wh.read("documents", [shard], columns=["docid"]).height
+    quarantined = wh.read("quarantine", [shard], columns=["row_index"]).height
+    ok = docs + quarantined == rows_in_file
+    return ok, f"{docs} documents + {quarantined} quarantined = {docs + quarantined} of {rows_in_file} rows", \
+        {"documents": docs, "quarantined": quarantined, "rows": rows_in_file}
+
+
+def dedup_accounts_for_input(state: State, shard: str) -> Check:
+    wh = Warehouse(state.home.root)
+    n_in = wh.read("documents", [shard], columns=["docid"]).height
+    kept = wh.read("pool_kept", [shard], columns=["docid"])
+    removed = wh.read("dedup_removed", [shard], columns=["removed_docid"])
+    overlap = len(set(kept["docid"].to_list()) & set(removed["removed_docid"].to_list()))
+    ok = kept.height + removed.height == n_in and overlap == 0
+    return ok, f"kept {kept.height} + removed {removed.height} vs input {n_in}; {overlap} docs both kept and removed", \
+        {"input": n_in, "kept": kept.height, "removed": removed.height}
+
+
+def cache_covers_shard(state: State, key: str) -> Check:
+    p = split_key("activation_cache", key)
+    kept = set(Warehouse(state.home.root).read("pool_kept", [p["shard"]], columns=["docid"])["docid"].to_list())
+    docids, idx, _, meta = read_cache(state.home.activation_cache_path(p["model"], p["shard"]), state.settings.score_neuron_type)
+    missing, extra = len(kept - set(docids)), len(set(docids) - kept)
+    width = meta["widths"][state.settings.score_neuron_type]
+    in_range = bool(idx.size == 0 or int(idx.max()) < width)
+    ok = missing == 0 and extra == 0 and in_range
+    return ok, f"{len(docids)} cached for {len(kept)} kept documents; {missing} missing, {extra} extra; indices < {width}: {in_range}", \
+        {"cached": len(docids), "missing": missing, "extra": extra}
+
+
+def scores_valid(state: State, key: str) -> Check:
+    p = split_key("influence_scores", key)
+    values = Warehouse(state.home.root).read("signals", [partition_id(p["target"], p["model"])], columns=["value"])["value"].to_numpy()
+    finite = bool(np.isfinite(values).all())
+    in_range = bool(((values >= 0) & (values <= 1 + 1e-9)).all())
+    return finite and in_range, f"{values.size} scores; all finite: {finite}; all in [0, 1]: {in_range}", \
+        {"scores": int(values.size)}
+
+
+def subset_respects_budget(state: State, name: str) -> Check:
+    row = Warehouse(state.home.root).read("subsets", [name]).row(0, named=True)
+    single_doc = row["documents"] == 1
+    ok = row["selected_tokens"] <= row["budget_tokens"] or single_doc
+    return ok, f"{row['selected_tokens']} selected tokens vs budget {row['budget_tokens']}", \
+        {"selected_tokens": row["selected_tokens"], "budget_tokens": row["budget_tokens"]}

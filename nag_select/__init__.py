@@ -1,0 +1,1 @@
+"""The ``nag-select`` command line: demo, run, status, export-features, query, ui."""

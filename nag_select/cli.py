@@ -1,0 +1,163 @@
+"""``nag-select``: run the selection pipeline on a data root without a daemon.
+
+    nag-select demo            write a demo data root and select from it
+    nag-select run             materialise whatever is stale, print a summary
+    nag-select status          show stale partitions per asset, run nothing
+    nag-select export-features write the activation cache as reference NAG JSONL
+    nag-select query SQL       query the warehouse (read-only)
+    nag-select ui              serve the Dagster UI for this data root
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from nag_core.errors import NagInputError
+from nag_core.home import Home, resolve_home
+
+
+def _prepare(home: Path) -> None:
+    """Runs go to the Dagster instance at DAGSTER_HOME (default: <home>/dagster_home)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["NAG_HOME"] = str(home)
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+
+def cmd_run(args) -> int:
+    import dagster as dg
+
+    from nag_core.warehouse import Warehouse
+    from nag_select.runner import run_stale
+    from nag_select.summary import subset_summary
+
+    home = resolve_home(args.home)
+    if not home.is_dir():
+        raise NagInputError(f"{home}: no such data root. Create it with pool/ and targets/ folders, or run `nag-select demo`.")
+    _prepare(home)
+    with dg.DagsterInstance.get() as instance:
+        report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True))
+    print(f"\n{len(report.materialized)} partitions materialised in {report.seconds:.1f}s "
+          f"({'nothing was stale' if not report.materialized and not report.failures else 'only stale work ran'}).")
+    print(subset_summary(Warehouse(home)))
+    if report.failures:
+        print(f"\n{len(report.failures)} partition(s) failed:", file=sys.stderr)
+        for asset, key, message in report.failures:
+            print(f"  {asset}[{key}]: {message}", file=sys.stderr)
+        return 1
+    print(f"\nWarehouse: {home / 'warehouse.duckdb'}   Subsets: {home / 'subsets'}   UI: nag-select ui --home {home}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from nag_core.demo_corpus import write_demo_home
+
+    home = resolve_home(args.home)
+    if (home / "pool").exists():
+        print(f"{home} already has a pool; running on it as it is.")
+    else:
+        summary = write_demo_home(home, seed=args.seed)
+        print(f"Wrote a demo data root at {home}: {summary['documents']} documents in {len(summary['domains'])} domains, "
+              f"{len(summary['shards'])} shards, targets {', '.join(summary['targets'])}.")
+    args.home = str(home)
+    return cmd_run(args)
+
+
+def cmd_status(args) -> int:
+    from nag_core.freshness import STAGES, State
+
+    home = resolve_home(args.home)
+    state = State(Home(home))
+    for asset in STAGES:
+        parts = state.partitions(asset)
+        stale = state.stale(asset)
+        waiting = [k for k in parts if state.fingerprint(asset, k) is None]
+        print(f"{asset:<20} {len(parts):>4} partitions  {len(stale):>4} stale  {len(waiting):>4} waiting for inputs"
+              + (f"   stale: {', '.join(stale[:6])}{' ...' if len(stale) > 6 else ''}" if stale else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from nag_core.features import export_jsonl
+
+    home = Home(resolve_home(args.home))
+    cache_dir = home.root / "cache" / "activations" / args.model
+    paths = sorted(cache_dir.glob("*.parquet"))
+    if not paths:
+        raise NagInputError(f"{cache_dir}: no activation cache for model {args.model!r}; run `nag-select run` first.")
+    n = export_jsonl(paths, Path(args.out), args.neuron_type)
+    print(f"wrote {n} records from {len(paths)} shard(s) to {args.out}")
+    return 0
+
+
+def cmd_query(args) -> int:
+    from nag_core.warehouse import Warehouse
+
+    import polars as pl
+
+    with pl.Config(tbl_rows=args.limit, tbl_cols=-1, fmt_str_lengths=60):
+        print(Warehouse(resolve_home(args.home)).query(args.sql))
+    return 0
+
+
+def cmd_ui(args) -> int:
+    home = resolve_home(args.home)
+    _prepare(home)
+    repo_root = Path(__file__).resolve().parent.parent
+    os.chdir(repo_root)
+    print(f"Serving the Dagster UI for {home} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}) on port {args.port}")
+    os.execvp("dagster", ["dagster", "dev", "-w", str(repo_root / "workspace.yaml"), "-p", str(args.port)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nag-select", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_home(p):
+        p.add_argument("--home", help="data root (default: $NAG_HOME, else ./nag_home)")
+        return p
+
+    demo = with_home(sub.add_parser("demo", help="write a demo data root and run the pipeline on it"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    demo.set_defaults(fn=cmd_demo)
+    run = with_home(sub.add_parser("run", help="materialise everything stale and print a summary"))
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override nag.yaml's device")
+    run.set_defaults(fn=cmd_run)
+    with_home(sub.add_parser("status", help="show which partitions are stale")).set_defaults(fn=cmd_status)
+    export = with_home(sub.add_parser("export-features", help="write activation caches as reference NAG JSONL"))
+    export.add_argument("--model", required=True)
+    export.add_argument("--out", required=True)
+    export.add_argument("--neuron-type", default="fwd_up")
+    export.set_defaults(fn=cmd_export)
+    query = with_home(sub.add_parser("query", help="run read-only SQL on warehouse.duckdb"))
+    query.add_argument("sql")
+    query.add_argument("--limit", type=int, default=30)
+    query.set_defaults(fn=cmd_query)
+    ui = with_home(sub.add_parser("ui", help="serve the Dagster UI (dagster dev) for this data root"))
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(fn=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except NagInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

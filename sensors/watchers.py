@@ -1,0 +1,91 @@
+"""Sensors for new pool shards, new or changed targets, and new models.
+
+Each sensor registers new dynamic partitions and requests only the first assets the
+change touches; the eager automation conditions on downstream assets carry the work on
+as each step lands (a new shard: extract it, then rescore and reselect).
+
+Cursor: JSON of ``{name: stamp}`` where the stamp is built from file names, mtimes and
+sizes. Every tick looks at every input, so nothing is skipped however many arrive
+between ticks; a changed stamp triggers a request whose ``run_key`` is derived from
+the content, so a touched-but-identical file, or a lost cursor, never repeats a run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from nag_assets.graph_assets import activations_job, pool_job, target_job
+from nag_core.hashing import digest, file_digest
+from nag_core.targets import target_fingerprint
+from resources import NagHomeResource
+
+TICK_SECONDS = 30
+
+
+def _stamp(paths: list[Path]) -> str:
+    return digest([(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(paths)])
+
+
+def _changed(context: dg.SensorEvaluationContext, current: dict[str, str]) -> tuple[list[str], str]:
+    previous = json.loads(context.cursor) if context.cursor else {}
+    changed = sorted(name for name, stamp in current.items() if previous.get(name) != stamp)
+    return changed, json.dumps(current, sort_keys=True)
+
+
+def _add(context: dg.SensorEvaluationContext, partitions: str, names: list[str]) -> list:
+    known = set(context.instance.get_dynamic_partitions(partitions))
+    new = [n for n in names if n not in known]
+    return [dg.AddDynamicPartitionsRequest(partitions_def_name=partitions, partition_keys=new)] if new else []
+
+
+@dg.sensor(minimum_interval_seconds=TICK_SECONDS, job=pool_job,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def pool_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) -> dg.SensorResult:
+    """New or changed shard: register it, then validate and dedup that shard only."""
+    files = nag_home.home().shard_files()
+    changed, cursor = _changed(context, {name: _stamp([path]) for name, path in files.items()})
+    requests = [dg.RunRequest(run_key=f"shard:{s}:{file_digest(files[s])}", partition_key=s) for s in changed]
+    return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=_add(context, "shards", list(files)))
+
+
+@dg.sensor(minimum_interval_seconds=TICK_SECONDS, job=target_job,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def target_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) -> dg.SensorResult:
+    """New or changed target: rebuild its examples, activations and graph for every model."""
+    state = nag_home.state()
+    folders = state.home.target_dirs()
+    changed, cursor = _changed(context, {t: _stamp([p for p in d.rglob("*") if p.is_file()]) for t, d in folders.items()})
+    requests = []
+    for target in changed:
+        content = target_fingerprint(folders[target])
+        for model in sorted(state.models):
+            key = dg.MultiPartitionKey({"model": model, "target": target})
+            requests.append(dg.RunRequest(run_key=f"target:{target}:{model}:{content}", partition_key=key))
+    partitions = _add(context, "targets", list(folders)) + _add(context, "models", sorted(state.models))
+    return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=partitions)
+
+
+@dg.sensor(minimum_interval_seconds=TICK_SECONDS, jobs=[activations_job, target_job],
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def model_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) -> dg.SensorResult:
+    """New model: extract every deduplicated shard and every target with it."""
+    state = nag_home.state()
+    changed, cursor = _changed(context, {name: ref.fingerprint for name, ref in state.models.items()})
+    requests = []
+    for model in changed:
+        fingerprint = state.models[model].fingerprint
+        for shard in sorted(state.shards):
+            if state.data_version("dedup_pool", shard) is not None:
+                key = dg.MultiPartitionKey({"model": model, "shard": shard})
+                requests.append(dg.RunRequest(run_key=f"model:{model}:{fingerprint}:shard:{shard}", partition_key=key,
+                                              job_name=activations_job.name))
+        for target in sorted(state.targets):
+            key = dg.MultiPartitionKey({"model": model, "target": target})
+            requests.append(dg.RunRequest(run_key=f"model:{model}:{fingerprint}:target:{target}", partition_key=key,
+                                          job_name=target_job.name))
+    return dg.SensorResult(run_requests=requests, cursor=cursor,
+                           dynamic_partitions_requests=_add(context, "models", sorted(state.models)))
+
