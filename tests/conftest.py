@@ -1,0 +1,47 @@
+"""Shared fixtures: offline Hugging Face, and a demo data root built and selected once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory):
+    """A demo data root after one full `run_stale`, plus the instance that recorded it."""
+    import dagster as dg
+
+    from nag_core.demo_corpus import write_demo_home
+    from nag_select.runner import run_stale
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    write_demo_home(home, seed=0)
+    instance = dg.DagsterInstance.ephemeral()
+    report = run_stale(home, instance, device="cpu", log=lambda m: None)
+    assert not report.failures, report.failures
+    return home, instance, report
+
+
+@pytest.fixture
+def demo_copy(built_demo, tmp_path):
+    """A private copy of the built demo root, for tests that change inputs."""
+    home, _, _ = built_demo
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy, ignore=shutil.ignore_patterns("dagster_home"))
+    return copy
+
+
+def requires_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests read the shared evaluation data beside the project (../shared)")
+    return path
