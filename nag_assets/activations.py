@@ -25,7 +25,7 @@ def build(settings: Settings, dedup_pool: dg.AssetsDefinition) -> list[dg.Assets
     )
     def activation_cache(context: dg.AssetExecutionContext, nag_home: NagHomeResource, models: ModelResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = pool_steps.activation_cache(state, models.pool(), context.partition_key, context.run_id, context.log.info)
+        result = pool_steps.activation_cache(state, models.pool(), context.partition_key, context.run.run_id, context.log.info)
         return to_result(result, [("covers_every_document", checks.cache_covers_shard(state, context.partition_key))])
 
     return [activation_cache]

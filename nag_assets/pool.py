@@ -20,7 +20,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def raw_pool(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = pool_steps.raw_pool(state, context.partition_key, context.run_id, context.log.info)
+        result = pool_steps.raw_pool(state, context.partition_key, context.run.run_id, context.log.info)
         check = checks.no_silent_drops(state, context.partition_key, result.metadata["rows"])
         nag_home.warehouse().refresh_views()
         return to_result(result, [("no_silent_drops", check)])
@@ -34,7 +34,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def dedup_pool(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = pool_steps.dedup_pool(state, context.partition_key, context.run_id, context.log.info)
+        result = pool_steps.dedup_pool(state, context.partition_key, context.run.run_id, context.log.info)
         check = checks.dedup_accounts_for_input(state, context.partition_key)
         nag_home.warehouse().refresh_views()
         return to_result(result, [("kept_plus_removed_equals_input", check)])

@@ -21,7 +21,7 @@ def build(settings: Settings, neuron_graph: dg.AssetsDefinition, activation_cach
     )
     def influence_scores(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = selection_steps.influence_scores(state, context.partition_key, context.run_id, context.log.info)
+        result = selection_steps.influence_scores(state, context.partition_key, context.run.run_id, context.log.info)
         nag_home.warehouse().refresh_views()
         return to_result(result, [("scores_finite_in_unit_interval", checks.scores_valid(state, context.partition_key))])
 

@@ -24,7 +24,7 @@ def build(settings: Settings, influence_scores: dg.AssetsDefinition, dedup_pool:
     )
     def selected_subset(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = selection_steps.selected_subset(state, context.partition_key, context.run_id, context.log.info)
+        result = selection_steps.selected_subset(state, context.partition_key, context.run.run_id, context.log.info)
         p = split_key("selected_subset", context.partition_key)
         nag_home.warehouse().refresh_views()
         return to_result(result, [("respects_budget", checks.subset_respects_budget(state, f"{p['target']}__{p['model']}"))])
@@ -40,7 +40,7 @@ def build(settings: Settings, influence_scores: dg.AssetsDefinition, dedup_pool:
     )
     def mixture_subset(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
-        result = selection_steps.mixture_subset(state, context.partition_key, context.run_id, context.log.info)
+        result = selection_steps.mixture_subset(state, context.partition_key, context.run.run_id, context.log.info)
         nag_home.warehouse().refresh_views()
         return to_result(result, [("respects_budget", checks.subset_respects_budget(state, f"{MIXTURE}__{context.partition_key}"))])
 

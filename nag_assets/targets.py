@@ -18,7 +18,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
         description="Target examples rendered to text (template from target.yaml), warehouse table `target_examples`.",
     )
     def target_examples(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
-        result = target_steps.target_examples(nag_home.state(), context.partition_key, context.run_id, context.log.info)
+        result = target_steps.target_examples(nag_home.state(), context.partition_key, context.run.run_id, context.log.info)
         nag_home.warehouse().refresh_views()
         return to_result(result)
 
@@ -32,7 +32,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
     )
     def target_activations(context: dg.AssetExecutionContext, nag_home: NagHomeResource, models: ModelResource) -> dg.MaterializeResult:
         return to_result(target_steps.target_activations(nag_home.state(), models.pool(), context.partition_key,
-                                                         context.run_id, context.log.info))
+                                                         context.run.run_id, context.log.info))
 
     @dg.asset(
         partitions_def=target_x_model, group_name="targets", kinds={"duckdb"}, deps=[target_activations],
@@ -42,7 +42,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
                     "(warehouse table `neuron_graphs`).",
     )
     def neuron_graph(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
-        result = target_steps.neuron_graph(nag_home.state(), context.partition_key, context.run_id, context.log.info)
+        result = target_steps.neuron_graph(nag_home.state(), context.partition_key, context.run.run_id, context.log.info)
         nag_home.warehouse().refresh_views()
         return to_result(result)
 

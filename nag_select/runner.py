@@ -46,9 +46,13 @@ def _dagster_key(asset: str, key: str) -> str:
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The user's error, not Dagster's wrapper around it: the innermost cause."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip()
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip()
     return "run failed"
 
 

@@ -1,0 +1,260 @@
+"""Shared pieces of the selection benchmarks: data, target splits, cached features, scorers.
+
+Used by ``bench_retrieval.py`` and ``bench_proxy.py`` so both rank the same pool with the
+same methods on the same profile examples.
+
+* Targets are given as ``name=PATH:DOMAIN[:FIELD=V1,V2,...]``: a JSONL / JSONL.GZ / JSON
+  file, the pool domain it should retrieve, and an optional filter on a record field
+  (MMLU-redux subjects). Records are rendered to text by ``render``.
+* Each target's examples are shuffled with a fixed seed and split once: the first
+  ``min(N, n // 2)`` are the **profile** examples (the only ones any method sees), the
+  rest are **held out** (used only to evaluate, by the proxy benchmark).
+* Pool features of the model-based methods (NAG top-K indices, mean-pooled embeddings)
+  are cached under ``benchmarks/out/cache/``, keyed by the pool texts, the model
+  fingerprint and the settings, with the seconds the computation took.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from nag_core.baselines import bm25, dsir, embedding, nag, random_baseline  # noqa: E402
+from nag_core.hashing import digest  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "eval"
+POOL = SHARED / "pool" / "mixed_pool_dev.parquet"
+OUT = ROOT / "benchmarks" / "out"
+CACHE = OUT / "cache"
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("random", "dsir", "bm25", "embedding", "nag")
+MEDICAL = ("anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine")
+LAW = ("professional_law", "international_law", "jurisprudence")
+_T = SHARED / "targets"
+DEFAULT_TARGETS = (
+    f"gsm8k={_T / 'gsm8k' / 'test.jsonl'}:math",
+    f"mmlu_medical={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:biomedical:subject={','.join(MEDICAL)}",
+    f"mmlu_law={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:legal:subject={','.join(LAW)}",
+    f"humaneval={_T / 'humaneval' / 'HumanEval.jsonl.gz'}:code",
+)
+SPLIT_SEED = 0
+MAX_LENGTH, TOP_K, NEURON_TYPE, BATCH = 120, 20, "fwd_up", 32
+
+
+# ---------------------------------------------------------------- machine
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                   if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ram = "unknown"
+    try:
+        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        ram = f"{kb / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    import torch
+    import transformers
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cores": str(os.cpu_count()), "ram": ram, "os": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": str(torch.get_num_threads()),
+            "transformers": transformers.__version__, "numpy": np.__version__, "polars": pl.__version__}
+
+
+def machine_line(m: dict[str, str]) -> str:
+    return (f"Date: {m['date']}. Machine: {m['cpu']}, {m['cores']} cores (torch threads {m['torch_threads']}), "
+            f"{m['ram']} RAM, {m['os']}. Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
+            f"numpy {m['numpy']}, polars {m['polars']}.")
+
+
+# ---------------------------------------------------------------- targets
+
+@dataclass
+class Target:
+    name: str
+    path: Path
+    domain: str
+    field: str | None
+    values: tuple[str, ...]
+    profile: list[str]
+    held_out: list[str]
+    total: int
+
+
+def render(rec: dict) -> str:
+    """One example as the text a user would hand over as a target."""
+    if isinstance(rec.get("prompt"), str) and isinstance(rec.get("canonical_solution"), str):  # HumanEval
+        return rec["prompt"] + rec["canonical_solution"]
+    if isinstance(rec.get("question"), str) and isinstance(rec.get("choices"), list):  # MMLU
+        letters = "ABCDEFGHIJ"
+        lines = [rec["question"]] + [f"({letters[i]}) {c}" for i, c in enumerate(rec["choices"])]
+        ans = rec.get("answer")
+        if isinstance(ans, int) and 0 <= ans < len(rec["choices"]):
+            lines.append(f"Answer: ({letters[ans]}) {rec['choices'][ans]}")
+        return "\n".join(lines)
+    if isinstance(rec.get("question"), str) and isinstance(rec.get("answer"), str):  # GSM8K
+        return rec["question"] + "\n" + rec["answer"]
+    if isinstance(rec.get("text"), str):
+        return rec["text"]
+    return " ".join(str(v) for v in rec.values() if isinstance(v, str))
+
+
+def _records(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        if path.name.endswith((".jsonl", ".jsonl.gz")):
+            return [json.loads(line) for line in fh if line.strip()]
+        data = json.load(fh)
+    if isinstance(data, dict):
+        data = next(v for v in data.values() if isinstance(v, list))
+    return data
+
+
+def parse_target(spec: str) -> tuple[str, Path, str, str | None, tuple[str, ...]]:
+    if "=" not in spec:
+        raise SystemExit(f"--targets {spec!r}: expected name=PATH:DOMAIN[:FIELD=V1,V2]")
+    name, rest = spec.split("=", 1)
+    parts = rest.split(":")
+    field, values = None, ()
+    if len(parts) >= 3 and "=" in parts[-1]:
+        field, vals = parts.pop().split("=", 1)
+        values = tuple(v for v in vals.split(",") if v)
+    if len(parts) < 2:
+        raise SystemExit(f"--targets {spec!r}: missing ':DOMAIN' after the path")
+    domain = parts.pop()
+    return name, Path(":".join(parts)), domain, field, values
+
+
+def load_target(spec: str, profile_examples: int, held_out_max: int | None = None) -> Target:
+    name, path, domain, field, values = parse_target(spec)
+    if not path.exists():
+        raise SystemExit(f"target {name}: {path} does not exist")
+    recs = _records(path)
+    if field is not None:
+        recs = [r for r in recs if str(r.get(field)) in values]
+        if not recs:
+            raise SystemExit(f"target {name}: no record of {path} has {field} in {list(values)}")
+    texts = [render(r) for r in recs]
+    random.Random(f"{SPLIT_SEED}:{name}").shuffle(texts)
+    k = min(profile_examples, len(texts) // 2)
+    held = texts[k:] if held_out_max is None else texts[k: k + held_out_max]
+    return Target(name, path, domain, field, values, texts[:k], held, len(texts))
+
+
+# ---------------------------------------------------------------- pool
+
+def load_pool(path: Path, label_column: str, smoke: bool, per_domain: int = 8) -> pl.DataFrame:
+    if not path.exists():
+        raise SystemExit(f"pool {path} does not exist (the benchmarks read ../shared beside the repository)")
+    df = pl.read_parquet(path)
+    if label_column not in df.columns:
+        raise SystemExit(f"pool {path}: no column {label_column!r}; columns are {df.columns}")
+    if "token_num" not in df.columns:
+        df = df.with_columns(token_num=pl.col("doc").str.split(" ").list.len().cast(pl.Int64))
+    if "docid" not in df.columns:
+        df = df.with_row_index("docid").with_columns(pl.col("docid").cast(pl.String))
+    if smoke:
+        df = (df.with_columns(_r=pl.int_range(pl.len()).shuffle(seed=0).over(label_column))
+              .filter(pl.col("_r") < per_domain).drop("_r"))
+    return df
+
+
+# ---------------------------------------------------------------- model + cached features
+
+class Models:
+    """The default MiniLM, loaded once, with its NAG extractor."""
+
+    def __init__(self):
+        from nag_core.models import default_model_path, load_model, model_ref
+        from nag_core.settings import DEFAULT_MODEL_NAME
+
+        self.ref = model_ref(DEFAULT_MODEL_NAME, default_model_path())
+        self.model, self.tokenizer = load_model(self.ref, "cpu")
+        self.extractor = nag.extractor(self.model, self.tokenizer, neuron_type=NEURON_TYPE, top_k=TOP_K,
+                                       max_length=MAX_LENGTH, batch_size=BATCH)
+        self.width = self.extractor.width(NEURON_TYPE)
+
+    def nag_indices(self, texts: list[str]) -> np.ndarray:
+        return nag.nag_features(texts, self.extractor)
+
+    def embeddings(self, texts: list[str]) -> np.ndarray:
+        return embedding.embed(texts, self.model, self.tokenizer, max_length=MAX_LENGTH, batch_size=BATCH)
+
+
+def cached(kind: str, texts: list[str], models: Models, compute, log=print) -> tuple[np.ndarray, float]:
+    """Features of ``texts`` from the cache, or computed and stored; returns (array, seconds to compute)."""
+    key = digest(kind, models.ref.fingerprint, MAX_LENGTH, TOP_K, NEURON_TYPE, digest(texts, length=32), length=16)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    arr, meta = CACHE / f"{kind}_{key}.npy", CACHE / f"{kind}_{key}.json"
+    if arr.exists() and meta.exists():
+        return np.load(arr), float(json.loads(meta.read_text())["seconds"])
+    log(f"  computing {kind} for {len(texts)} texts (cached afterwards in {arr.relative_to(ROOT)}) ...")
+    t = time.perf_counter()
+    value = compute(texts)
+    seconds = time.perf_counter() - t
+    tmp = arr.with_suffix(".tmp.npy")
+    np.save(tmp, value)
+    tmp.replace(arr)
+    meta.write_text(json.dumps({"seconds": seconds, "n": len(texts)}))
+    return value, seconds
+
+
+@dataclass
+class PoolFeatures:
+    nag: np.ndarray
+    nag_seconds: float
+    emb: np.ndarray
+    emb_seconds: float
+
+
+def pool_features(texts: list[str], models: Models, log=print) -> PoolFeatures:
+    idx, s1 = cached("nag_idx", texts, models, models.nag_indices, log)
+    emb, s2 = cached("emb", texts, models, models.embeddings, log)
+    return PoolFeatures(idx, s1, emb, s2)
+
+
+def score_all(pool_texts: list[str], feats: PoolFeatures, target: Target, models: Models,
+              methods=METHODS, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Scores of every method for one target and the seconds each took (pool features cached)."""
+    scores, seconds = {}, {}
+    for m in methods:
+        t = time.perf_counter()
+        if m == "random":
+            s = random_baseline.score(pool_texts, target.profile, seed=seed)
+        elif m == "dsir":
+            s = dsir.score(pool_texts, target.profile)
+        elif m == "bm25":
+            s = bm25.score(pool_texts, target.profile)
+        elif m == "embedding":
+            s = embedding.cosine_to_centroid(feats.emb, models.embeddings(target.profile))
+        elif m == "nag":
+            s = nag.score_from_indices(feats.nag, models.nag_indices(target.profile), models.width)
+        else:
+            raise SystemExit(f"unknown method {m!r}")
+        scores[m], seconds[m] = s, time.perf_counter() - t
+    return scores, seconds
+
+
+def rank(scores: np.ndarray) -> np.ndarray:
+    """Pool positions by score, highest first; ties keep pool order."""
+    return np.lexsort((np.arange(scores.size), -scores))

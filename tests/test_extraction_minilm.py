@@ -1,0 +1,233 @@
+"""Extraction with the real bundled MiniLM-L6 against a slow reference, and the cache formats.
+
+The reference runs each sentence alone (batch of 1, no padding), captures the input of
+``intermediate.dense`` (fwd_up) and ``attention.output.dense`` (att_o) with forward
+pre-hooks, applies ``x @ W.T + b`` with the module's own weight, and takes mean |.| over
+tokens and ``torch.topk``. The model is loaded once for the module.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nag_core.extraction import Extractor
+from nag_core.features import export_jsonl, import_jsonl, read_cache, read_meta, write_cache
+from nag_core.models import default_model_path, load_model, model_ref
+
+LAYERS = 6
+TOP_K = 32
+MAX_LENGTH = 40
+NEURON_TYPES = ("fwd_up", "att_o")
+SITES = {"fwd_up": "intermediate.dense", "att_o": "attention.output.dense"}
+WIDTHS = {"fwd_up": 1536, "att_o": 384}
+
+SENTENCES = [
+    "The mitochondria is the powerhouse of the cell, producing ATP through oxidative phosphorylation.",
+    "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)",
+    "Stocks fell sharply on Tuesday after the central bank raised interest rates by half a point.",
+    "Preheat the oven to 180 degrees, then whisk the eggs with sugar until pale and fluffy.",
+    "Hi",
+    "The defendant's appeal was dismissed because the lower court had correctly applied the statute of "
+    "limitations, and the panel found no procedural error in the admission of the contested evidence, "
+    "which the appellant had argued was obtained without a valid warrant in violation of the fourth amendment.",
+    "Solve for x: 3x^2 - 12x + 9 = 0, so x = 1 or x = 3.",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Contended intra-op threads slow small CPU matmuls badly; one thread is steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    ref = model_ref("minilm-l6", default_model_path())
+    model, tokenizer = load_model(ref, "cpu")
+    return ref, model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def extractor(loaded):
+    _, model, tokenizer = loaded
+    return Extractor(model, tokenizer, neuron_types=NEURON_TYPES, top_k=TOP_K, max_length=MAX_LENGTH, batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def extracted(extractor):
+    return extractor.extract(SENTENCES)
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+
+
+def reference_impacts(model, tokenizer, text: str, neuron_type: str) -> np.ndarray:
+    """(L, width): one sentence alone, mean over its tokens of |x W^T + b| at each layer."""
+    mods = [m for name, m in model.named_modules() if name.endswith("." + SITES[neuron_type])]
+    assert len(mods) == LAYERS
+    ids = _ids(tokenizer, text)
+    captured: dict[int, torch.Tensor] = {}
+    handles = [m.register_forward_pre_hook(lambda _m, args, i=i: captured.__setitem__(i, args[0].detach().clone()))
+               for i, m in enumerate(mods)]
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.tensor([ids]))
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for i, m in enumerate(mods):
+        x = captured[i][0].double()
+        assert x.shape[0] == len(ids)
+        out = x @ m.weight.detach().double().T + m.bias.detach().double()
+        rows.append(out.abs().mean(dim=0))
+    return torch.stack(rows).numpy()
+
+
+def test_tokenisation_has_no_special_tokens_and_truncates(loaded, extractor):
+    _, _, tokenizer = loaded
+    ids = extractor.tokenize(SENTENCES)
+    special = set(tokenizer.all_special_ids)
+    assert all(not (set(row) & special - {tokenizer.unk_token_id}) for row in ids)  # no [CLS]/[SEP]/[PAD]
+    assert len(ids[4]) == 1  # "Hi"
+    assert len(ids[5]) == MAX_LENGTH  # the legal sentence is truncated
+    assert ids[5] == tokenizer(SENTENCES[5], add_special_tokens=False)["input_ids"][:MAX_LENGTH]
+
+
+def test_shapes_and_dtypes(extracted, extractor):
+    feats, stats = extracted
+    assert extractor.num_layers == LAYERS
+    for nt in NEURON_TYPES:
+        assert extractor.width(nt) == WIDTHS[nt]
+        f = feats[nt]
+        assert f.indices.dtype == np.uint16 and f.values.dtype == np.float32
+        assert f.indices.shape == f.values.shape == (len(SENTENCES), LAYERS, TOP_K)
+        assert np.all(np.diff(f.values, axis=-1) <= 0)
+        assert np.all(f.values > 0) and np.all(np.isfinite(f.values))
+        assert np.all(f.indices < WIDTHS[nt])
+    assert stats.documents == len(SENTENCES)
+    assert stats.tokens == sum(len(r) for r in extractor.tokenize(SENTENCES))
+    # Different domains activate different neurons.
+    assert not np.array_equal(feats["fwd_up"].indices[0], feats["fwd_up"].indices[1])
+
+
+@pytest.mark.parametrize("neuron_type", NEURON_TYPES)
+def test_matches_slow_reference(loaded, extracted, neuron_type):
+    _, model, tokenizer = loaded
+    f = extracted[0][neuron_type]
+    for d, text in enumerate(SENTENCES):
+        impacts = reference_impacts(model, tokenizer, text, neuron_type)
+        assert impacts.shape == (LAYERS, WIDTHS[neuron_type])
+        ref_vals, ref_idx = torch.topk(torch.from_numpy(impacts), TOP_K, dim=-1)
+        where = f"{neuron_type}/doc{d}"
+        np.testing.assert_allclose(f.values[d], ref_vals.numpy(), rtol=1e-4, atol=1e-4, err_msg=where)
+        # Each reported neuron's reference impact equals its reported value ...
+        np.testing.assert_allclose(np.take_along_axis(impacts, f.indices[d].astype(np.int64), axis=-1), f.values[d],
+                                   rtol=1e-4, atol=1e-4, err_msg=where)
+        # ... and the indices are the reference's, except where two impacts truly tie.
+        diff = f.indices[d].astype(np.int64) != ref_idx.numpy()
+        if diff.any():
+            a = np.take_along_axis(impacts, np.where(diff, f.indices[d].astype(np.int64), 0), axis=-1)[diff]
+            b = np.take_along_axis(impacts, np.where(diff, ref_idx.numpy(), 0), axis=-1)[diff]
+            assert np.abs(a - b).max() < 1e-5, f"{where}: {f.indices[d][diff]} vs {ref_idx.numpy()[diff]}"
+
+
+def test_batch_independence(loaded, extracted):
+    _, model, tokenizer = loaded
+    together = extracted[0]
+    one_batch, stats = Extractor(model, tokenizer, neuron_types=NEURON_TYPES, top_k=TOP_K, max_length=MAX_LENGTH,
+                                 batch_size=len(SENTENCES)).extract(SENTENCES[::-1])
+    assert stats.padded_tokens > stats.tokens  # padding really happened
+    single = Extractor(model, tokenizer, neuron_types=NEURON_TYPES, top_k=TOP_K, max_length=MAX_LENGTH, batch_size=1)
+    n = len(SENTENCES)
+    for d, text in enumerate(SENTENCES):
+        alone, _ = single.extract([text])
+        for nt in NEURON_TYPES:
+            where = f"{nt}/doc{d}"
+            for batched in (together[nt].indices[d], one_batch[nt].indices[n - 1 - d]):
+                np.testing.assert_array_equal(batched, alone[nt].indices[0], err_msg=where)
+            for batched in (together[nt].values[d], one_batch[nt].values[n - 1 - d]):
+                np.testing.assert_allclose(batched, alone[nt].values[0], rtol=1e-5, atol=1e-5, err_msg=where)
+
+
+def _meta(ref, extractor) -> dict:
+    return {"model": ref.name, "model_fingerprint": ref.fingerprint, "tokenizer_hash": ref.tokenizer_hash,
+            "top_k": TOP_K, "num_layers": extractor.num_layers, "max_length": MAX_LENGTH,
+            "neuron_types": list(NEURON_TYPES), "widths": {nt: extractor.width(nt) for nt in NEURON_TYPES}}
+
+
+def test_cache_round_trip(tmp_path, loaded, extractor, extracted):
+    ref = loaded[0]
+    feats = extracted[0]
+    docids = [f"doc-{i:02d}" for i in range(len(SENTENCES))]
+    path = write_cache(tmp_path / "cache" / "shard.parquet", docids, feats, _meta(ref, extractor))
+    assert read_meta(path)["num_layers"] == LAYERS
+    for nt in NEURON_TYPES:
+        got_ids, idx, vals, meta = read_cache(path, nt, with_values=True)
+        assert got_ids == docids
+        assert meta["top_k"] == TOP_K and meta["neuron_types"] == list(NEURON_TYPES)
+        assert idx.dtype == np.uint16 and idx.shape == (len(SENTENCES), LAYERS, TOP_K)
+        np.testing.assert_array_equal(idx, feats[nt].indices)
+        assert vals.dtype == np.float32 and vals.shape == idx.shape
+        np.testing.assert_allclose(vals, feats[nt].values, rtol=1e-3, atol=1e-4)  # stored as float16
+        np.testing.assert_array_equal(vals, feats[nt].values.astype(np.float16).astype(np.float32))
+        _, idx_only, no_vals, _ = read_cache(path, nt)
+        assert no_vals is None
+        np.testing.assert_array_equal(idx_only, idx)
+
+
+def test_jsonl_reference_format_round_trip(tmp_path, loaded, extractor, extracted):
+    ref = loaded[0]
+    feats = extracted[0]
+    docids = [f"doc-{i:02d}" for i in range(len(SENTENCES))]
+    half = len(SENTENCES) // 2
+    paths = [write_cache(tmp_path / "a.parquet", docids[:half], {nt: _slice(feats[nt], 0, half) for nt in NEURON_TYPES},
+                         _meta(ref, extractor)),
+             write_cache(tmp_path / "b.parquet", docids[half:],
+                         {nt: _slice(feats[nt], half, len(SENTENCES)) for nt in NEURON_TYPES}, _meta(ref, extractor))]
+    out = tmp_path / "export" / "fwd_up.jsonl"
+    assert export_jsonl(paths, out, "fwd_up") == len(SENTENCES)
+
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(SENTENCES)
+    for d, line in enumerate(lines):
+        rec = json.loads(line)
+        assert list(rec) == ["docid", "fwd_up_feature"]
+        assert rec["docid"] == docids[d]
+        assert list(rec["fwd_up_feature"]) == ["layer_topk_value_index"]
+        flat = rec["fwd_up_feature"]["layer_topk_value_index"]
+        assert len(flat) == 6 * TOP_K
+        assert all(type(v) is int for v in flat)
+        # Layer-major: layer l's K neurons, most impactful first, then layer l+1's.
+        assert flat == feats["fwd_up"].indices[d].reshape(-1).tolist()
+        assert flat[:TOP_K] == feats["fwd_up"].indices[d, 0].tolist()
+
+    got_ids, idx = import_jsonl(out, "fwd_up", LAYERS, TOP_K)
+    assert got_ids == docids
+    assert idx.dtype == np.uint16
+    np.testing.assert_array_equal(idx, feats["fwd_up"].indices)
+
+    out_o = tmp_path / "att_o.jsonl"
+    export_jsonl(paths, out_o, "att_o")
+    assert set(json.loads(out_o.read_text().splitlines()[0])) == {"docid", "att_o_feature"}
+    np.testing.assert_array_equal(import_jsonl(out_o, "att_o", LAYERS, TOP_K)[1], feats["att_o"].indices)
+
+
+def _slice(f, lo, hi):
+    from nag_core.extraction import Features
+
+    return Features(f.indices[lo:hi], f.values[lo:hi])

@@ -1,0 +1,136 @@
+"""The whole graph on the real MiniLM: the demo pool, three targets, and incremental reruns."""
+
+import json
+import os
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from nag_core.demo_corpus import DEMO_TARGET_DOMAINS
+from nag_core.freshness import STAGES, State
+from nag_core.home import Home
+from nag_core.warehouse import Warehouse
+from nag_select.runner import run_stale
+
+pytestmark = pytest.mark.slow
+
+
+def _run(home):
+    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
+    assert not report.failures, report.failures
+    return report
+
+
+def test_each_target_selects_its_own_domain(built_demo):
+    home, _, _ = built_demo
+    wh = Warehouse(home)
+    docs = wh.read("documents", columns=["docid", "domain"])
+    pool_domain = {d: docs.filter(pl.col("domain") == d).height for d in DEMO_TARGET_DOMAINS.values()}
+    for target, domain in DEMO_TARGET_DOMAINS.items():
+        subset = pl.read_parquet(home / "subsets" / f"{target}__minilm-l6.parquet")
+        share = subset.filter(pl.col("domain") == domain).height / subset.height
+        recall = subset.filter(pl.col("domain") == domain).height / pool_domain[domain]
+        assert share >= 0.7, (target, share)
+        assert recall >= 0.9, (target, recall)
+        assert {"docid", "score", "rank", "text", "domain", "source"} <= set(subset.columns)
+        assert subset["score"].is_sorted(descending=True)
+
+
+def test_warehouse_tables_and_lineage(built_demo):
+    home, _, _ = built_demo
+    wh = Warehouse(home)
+    wh.refresh_views()
+    kept = wh.query("SELECT count(*) FROM pool_kept").item()
+    assert wh.query("SELECT count(*) FROM documents").item() == 455
+    assert wh.query("SELECT count(*) FROM dedup_removed WHERE stage = 'exact'").item() == 5
+    assert kept == 450
+    signals = wh.query("SELECT target, model, count(*) AS n, min(value) AS lo, max(value) AS hi, "
+                       "count(DISTINCT run_id) AS runs, count(DISTINCT config_hash) AS cfg FROM signals GROUP BY ALL ORDER BY target")
+    assert signals["n"].to_list() == [kept] * 3
+    assert signals["lo"].min() >= 0 and signals["hi"].max() <= 1
+    assert signals["runs"].to_list() == [1, 1, 1] and signals["cfg"].to_list() == [1, 1, 1]
+    graphs = wh.query("SELECT target, layer, sum(weight) AS w FROM neuron_graphs GROUP BY ALL")
+    assert graphs.height == 3 * 6 and graphs["w"].to_list() == pytest.approx([1.0] * 18)
+    subsets = wh.query("SELECT * FROM subsets ORDER BY subset")
+    assert subsets["subset"].to_list() == ["clinical_medicine__minilm-l6", "grade_school_math__minilm-l6",
+                                           "mixture__minilm-l6", "python_code__minilm-l6"]
+    assert (subsets["selected_tokens"] <= subsets["budget_tokens"]).all()
+    members = wh.query("SELECT subset, count(*) AS n FROM subset_members GROUP BY ALL ORDER BY subset")
+    assert members["n"].to_list() == subsets["documents"].to_list()
+
+
+def test_manifest_records_recipe_signals_and_input_versions(built_demo):
+    home, _, _ = built_demo
+    manifest = json.loads((home / "manifests" / "grade_school_math__minilm-l6.json").read_text())
+    assert manifest["recipe"]["top_k"] == 20 and manifest["recipe"]["budget_fraction"] == 0.2
+    assert manifest["signals_used"] == [{"table": "signals", "signal": "nag_similarity", "target": "grade_school_math",
+                                         "model": "minilm-l6"}]
+    assert set(manifest["inputs"]["shards"]) == {"shard-000", "shard-001", "shard-002"}
+    assert all(v["activation_cache"] for v in manifest["inputs"]["shards"].values())
+    assert manifest["inputs"]["model"]["fingerprint"]
+    assert manifest["versions"]["transformers"]
+
+
+def test_runs_are_recorded_in_the_dagster_instance(built_demo):
+    _, instance, report = built_demo
+    assert len(report.materialized) == 3 + 3 + 3 + 3 * 5 + 1
+    mats = instance.fetch_materializations(dg.AssetKey("selected_subset"), limit=10).records
+    assert len(mats) == 3
+    meta = mats[0].asset_materialization.metadata
+    assert meta["token_share"].value <= 0.2 and "plot" in meta
+    checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("activation_cache"), "covers_every_document")])
+    assert checks
+
+
+def test_nothing_is_stale_after_a_run(built_demo):
+    home, _, _ = built_demo
+    state = State(Home(home))
+    assert {asset: state.stale(asset) for asset in STAGES} == {asset: [] for asset in STAGES}
+
+
+def test_new_shard_extracts_only_itself_then_rescores(demo_copy):
+    untouched = demo_copy / "cache" / "activations" / "minilm-l6" / "shard-000.parquet"
+    before = os.stat(untouched).st_mtime_ns
+    pl.DataFrame({"docid": ["new-1", "new-2"], "text": ["Add 3 apples to 4 apples: how many apples? 7.",
+                                                        "The patient was prescribed 20 mg of atorvastatin."]}
+                 ).write_parquet(demo_copy / "pool" / "shard-003.parquet")
+    report = _run(demo_copy)
+    ran = {(a, k) for a, k in report.materialized}
+    assert ("raw_pool", "shard-003") in ran and ("activation_cache", "minilm-l6|shard-003") in ran
+    assert not any(k.endswith(("shard-000", "shard-001", "shard-002")) for _, k in ran)
+    assert not any(a in ("target_examples", "target_activations", "neuron_graph") for a, _ in ran)
+    assert sum(a == "influence_scores" for a, _ in ran) == 3
+    assert os.stat(untouched).st_mtime_ns == before
+    assert Warehouse(demo_copy).read("signals", ["grade_school_math@minilm-l6"]).height == 452
+
+
+def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
+    target = demo_copy / "targets" / "recipes"
+    target.mkdir()
+    (target / "r.jsonl").write_text("\n".join(json.dumps({"text": f"Whisk {i} eggs with sugar, bake at 180C for 25 minutes."})
+                                              for i in range(8)))
+    report = _run(demo_copy)
+    assert {a for a, _ in report.materialized} == {"target_examples", "target_activations", "neuron_graph",
+                                                   "influence_scores", "selected_subset", "mixture_subset"}
+    assert all("recipes" in k or a == "mixture_subset" for a, k in report.materialized)
+    subset = pl.read_parquet(demo_copy / "subsets" / "recipes__minilm-l6.parquet")
+    assert subset.filter(pl.col("domain") == "cooking").height / subset.height >= 0.7
+
+    (demo_copy / "nag.yaml").write_text("budget_fraction: 0.1\n")
+    report = _run(demo_copy)
+    assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}
+    sizes = Warehouse(demo_copy).read("subsets")
+    assert (sizes["selected_tokens"] <= (sizes["pool_tokens"] * 0.1)).all()
+
+
+def test_bad_shard_fails_clearly_and_keeps_stored_data(demo_copy):
+    good = Warehouse(demo_copy).read("documents", ["shard-000"]).height
+    (demo_copy / "pool" / "shard-000.parquet").unlink()
+    (demo_copy / "pool" / "shard-000.jsonl").write_text('{"text": "fine"}\n{"text": oops}\n')
+    report = run_stale(demo_copy, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
+    assert [(a, k) for a, k, _ in report.failures] == [("raw_pool", "shard-000")]
+    assert "shard-000.jsonl: line 2 is not valid JSON" in report.failures[0][2]
+    assert Warehouse(demo_copy).read("documents", ["shard-000"]).height == good
+    assert (demo_copy / "subsets" / "grade_school_math__minilm-l6.parquet").exists()
