@@ -11,6 +11,10 @@ from resources import NagHomeResource
 
 
 def build(settings: Settings) -> list[dg.AssetsDefinition]:
+    # With decontamination on, every target's examples decide removals, so lineage shows them.
+    decontamination_deps = [dg.AssetDep("target_examples", partition_mapping=dg.AllPartitionMapping())] \
+        if settings.dedup.decontaminate else []
+
     @dg.asset(
         partitions_def=shards, group_name="pool", kinds={"parquet", "duckdb"}, deps=[pool_files],
         code_version=code_version("raw_pool", settings.hash_for("raw_pool")),
@@ -26,17 +30,23 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
         return to_result(result, [("no_silent_drops", check)])
 
     @dg.asset(
-        partitions_def=shards, group_name="pool", kinds={"parquet", "duckdb"}, deps=[raw_pool],
+        partitions_def=shards, group_name="pool", kinds={"parquet", "duckdb"},
+        deps=[raw_pool, *decontamination_deps],
         code_version=code_version("dedup_pool", settings.hash_for("dedup_pool")),
         automation_condition=dg.AutomationCondition.eager(),
-        check_specs=[dg.AssetCheckSpec("kept_plus_removed_equals_input", asset="dedup_pool")],
-        description="Documents kept after exact dedup on a normalised-text hash (`pool_kept`); every removal is audited in `dedup_removed`.",
+        check_specs=[dg.AssetCheckSpec("kept_plus_removed_equals_input", asset="dedup_pool"),
+                     dg.AssetCheckSpec("one_keeper_per_cluster", asset="dedup_pool"),
+                     dg.AssetCheckSpec("removal_rate_within_bound", asset="dedup_pool")],
+        description="Documents kept after exact dedup, MinHash near-dedup and optional decontamination (`pool_kept`); "
+                    "every removal, with the document kept in its place, is audited in `dedup_removed`.",
     )
     def dedup_pool(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
         state = nag_home.state()
         result = pool_steps.dedup_pool(state, context.partition_key, context.run.run_id, context.log.info)
-        check = checks.dedup_accounts_for_input(state, context.partition_key)
+        shard = context.partition_key
         nag_home.warehouse().refresh_views()
-        return to_result(result, [("kept_plus_removed_equals_input", check)])
+        return to_result(result, [("kept_plus_removed_equals_input", checks.dedup_accounts_for_input(state, shard)),
+                                  ("one_keeper_per_cluster", checks.one_keeper_per_cluster(state, shard)),
+                                  ("removal_rate_within_bound", checks.removal_rate_within_bound(state, shard), "warn")])
 
     return [raw_pool, dedup_pool]

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import dagster as dg
 import polars as pl
 
-from nag_core.checks import Check
 from nag_core.step_result import StepResult
 
 
@@ -28,18 +27,18 @@ def _value(v):
     return v
 
 
-def to_result(result: StepResult, checks: Sequence[tuple[str, Check]] = ()) -> dg.MaterializeResult:
+def to_result(result: StepResult, checks: Sequence[tuple] = ()) -> dg.MaterializeResult:
+    """``checks`` are (name, Check) or (name, Check, "warn") for checks that only warn."""
     metadata = {k: _value(v) for k, v in result.metadata.items()}
     if result.preview is not None:
         metadata["preview"] = dg.MetadataValue.md(_markdown_table(result.preview))
     if result.plot_png is not None:
         encoded = base64.b64encode(result.plot_png).decode()
         metadata["plot"] = dg.MetadataValue.md(f"![plot](data:image/png;base64,{encoded})")
-    check_results = [
-        dg.AssetCheckResult(check_name=name, passed=ok, description=desc, metadata=meta,
-                            severity=dg.AssetCheckSeverity.ERROR)
-        for name, (ok, desc, meta) in checks
-    ]
+    check_results = []
+    for name, (ok, desc, meta), *level in checks:
+        severity = dg.AssetCheckSeverity.WARN if level == ["warn"] else dg.AssetCheckSeverity.ERROR
+        check_results.append(dg.AssetCheckResult(check_name=name, passed=ok, description=desc, metadata=meta, severity=severity))
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.data_version),
                                 check_results=check_results)
 

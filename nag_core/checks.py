@@ -7,6 +7,7 @@ checks; a notebook can call them directly.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from nag_core.features import read_cache
 from nag_core.freshness import State, split_key
@@ -33,6 +34,29 @@ def dedup_accounts_for_input(state: State, shard: str) -> Check:
     ok = kept.height + removed.height == n_in and overlap == 0
     return ok, f"kept {kept.height} + removed {removed.height} vs input {n_in}; {overlap} docs both kept and removed", \
         {"input": n_in, "kept": kept.height, "removed": removed.height}
+
+
+def one_keeper_per_cluster(state: State, shard: str) -> Check:
+    """Every near/exact cluster points at exactly one kept document, and that document was kept."""
+    wh = Warehouse(state.home.root)
+    audit = wh.read("dedup_removed", [shard], columns=["cluster_id", "kept_docid", "stage"]).filter(pl.col("stage") != "contamination")
+    keepers = audit.group_by("cluster_id").agg(pl.col("kept_docid").n_unique().alias("n"))
+    multi = int((keepers["n"] > 1).sum()) if keepers.height else 0
+    kept_anywhere = set(wh.read("pool_kept", columns=["docid"])["docid"].to_list())
+    lost = sorted(set(audit["kept_docid"].to_list()) - kept_anywhere)
+    return multi == 0 and not lost, f"{keepers.height} clusters; {multi} with two keepers; {len(lost)} keepers not in the pool", \
+        {"clusters": keepers.height, "clusters_with_two_keepers": multi, "missing_keepers": lost[:10]}
+
+
+def removal_rate_within_bound(state: State, shard: str) -> Check:
+    """A warning, not an error: 90% removed usually means a broken shard or a bad setting."""
+    wh = Warehouse(state.home.root)
+    n_in = wh.read("documents", [shard], columns=["docid"]).height
+    removed = wh.read("dedup_removed", [shard], columns=["removed_docid"]).height
+    near = state.settings.dedup.near
+    bound = near.max_removal_rate if near is not None else 0.5
+    rate = removed / n_in if n_in else 0.0
+    return rate <= bound, f"removed {rate:.1%} of {n_in} documents (bound {bound:.0%})", {"removal_rate": rate, "bound": bound}
 
 
 def cache_covers_shard(state: State, key: str) -> Check:

@@ -97,6 +97,8 @@ class Extractor:
         return fn
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:  # a shard whose documents were all deduplicated away
+            return []
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length)
         return enc["input_ids"]
 

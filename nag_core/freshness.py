@@ -28,9 +28,9 @@ from nag_core.warehouse import Warehouse
 # Bump an asset's code version when its logic changes what it writes.
 CODE_VERSIONS = {
     "raw_pool": "1",
-    "dedup_pool": "1",
-    "activation_cache": "1",
     "target_examples": "1",
+    "dedup_pool": "2",
+    "activation_cache": "1",
     "target_activations": "1",
     "neuron_graph": "1",
     "influence_scores": "1",
@@ -123,6 +123,8 @@ class State:
             upstream = [self.shards.get(p["shard"]), token_model.fingerprint if token_model else None]
         elif asset == "dedup_pool":
             upstream = [self.data_version("raw_pool", p["shard"])]
+            if self.settings.dedup.decontaminate:  # the targets' examples decide removals too
+                upstream += [self.data_version("target_examples", k) for k in self.partitions("target_examples")]
         elif asset == "activation_cache":
             upstream = [self.data_version("dedup_pool", p["shard"]), model and model.fingerprint]
         elif asset == "target_examples":

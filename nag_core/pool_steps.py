@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from nag_core.documents import drop_foreign_docids, read_shard
 from nag_core.errors import NagInputError
-from nag_core.exact_dedup import exact_dedup
+from nag_core.exact_dedup import AUDIT_SCHEMA, exact_dedup
 from nag_core.features import write_cache
 from nag_core.freshness import State, split_key
 from nag_core.hashing import digest
+from nag_core.minhash import MinHashSettings, s_curve
 from nag_core.models import ModelPool, token_counter
+from nag_core.near_dedup import decontaminate, dedup_incremental
 from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse
 
@@ -51,22 +54,53 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
 
 
 def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepResult:
+    """Exact pass, then MinHash near-dup pass, then (optionally) decontamination against targets.
+
+    Documents kept by other shards are never re-decided: this shard's documents are
+    compared with them and removed in their favour.
+    """
     fp = require_fingerprint(state, "dedup_pool", shard)
     wh = Warehouse(state.home.root)
-    docs = wh.read("documents", [shard], columns=["docid", "text", "shard", "token_num"])
+    dedup = state.settings.dedup
+    docs = wh.read("documents", [shard], columns=["docid", "text", "shard", "token_num", "text_hash"])
     kept_elsewhere = wh.read("pool_kept", columns=["norm_hash", "docid"], exclude=shard)
     settings_hash = state.settings.hash_for("dedup_pool")
-    kept, audit = exact_dedup(docs, kept_elsewhere, settings_hash)
+    kept, exact_audit = exact_dedup(docs, kept_elsewhere, settings_hash)
+    audits = [exact_audit]
+    meta: dict = {"input_documents": docs.height, "removed_exact": exact_audit.height,
+                  "normalizer": dedup.normalizer, "settings_hash": settings_hash}
+    if dedup.near is not None:
+        near = dedup.near
+        prior = wh.read("dedup_signatures", exclude=shard)
+        prior = prior.filter(pl.col("settings_hash") == near.settings_hash) if prior.height else None
+        if prior is not None and near.verify:  # texts let cross-shard candidates be verified exactly
+            texts = wh.read("documents", columns=["docid", "text"], exclude=shard)
+            prior = prior.join(texts, on="docid", how="left")
+        result = dedup_incremental(kept.select("docid", "text", "shard", "text_hash"), prior, near)
+        kept = kept.filter(pl.col("docid").is_in(result.kept_docids))
+        audits.append(result.removed.with_columns(pl.lit(settings_hash).alias("settings_hash")))
+        wh.write("dedup_signatures", shard, result.kept_signatures)
+        meta |= {"removed_near": result.removed.height, "near_settings": near.name, "near_threshold": round(near.threshold, 4),
+                 "verify_threshold": near.verify_threshold, "keep_rule": near.keep_rule,
+                 "hashing_scheme": near.hashing_scheme, "candidate_pairs": result.stats["n_candidate_pairs"],
+                 "false_positives_rejected": result.stats["n_rejected_pairs"],
+                 "s_curve": {f"{j:.1f}": round(p, 4) for j, p in s_curve(near, 11)}}
+    if dedup.decontaminate:
+        examples = wh.read("target_examples", columns=["example_id", "target", "text"])
+        contaminated = decontaminate(kept.select("docid", "text", "shard"), examples, dedup.near or MinHashSettings())
+        kept = kept.filter(~pl.col("docid").is_in(contaminated["removed_docid"].to_list()))
+        audits.append(contaminated.with_columns(pl.lit(settings_hash).alias("settings_hash")))
+        meta["removed_contamination"] = contaminated.height
+    audit = pl.concat([a.cast(AUDIT_SCHEMA) for a in audits]).sort("removed_docid")
     kept = kept.select("docid", "shard", "token_num", "norm_hash").sort("docid")
     wh.write("pool_kept", shard, kept)
     wh.write("dedup_removed", shard, audit)
     dv = digest(kept["docid"].to_list())
     record(state, "dedup_pool", shard, fp, dv, run_id)
-    log(f"{shard}: kept {kept.height} of {docs.height} documents ({audit.height} exact duplicates removed)")
-    return StepResult(dv, {"input_documents": docs.height, "kept": kept.height, "removed": audit.height,
-                           "removed_exact": int((audit["stage"] == "exact").sum()), "settings_hash": settings_hash,
-                           "normalizer": state.settings.dedup.normalizer},
-                      preview=audit.select("removed_docid", "kept_docid", "stage", "cluster_size").head(20))
+    log(f"{shard}: kept {kept.height} of {docs.height} documents ({audit.height} removed)")
+    meta |= {"kept": kept.height, "removed": audit.height, "removal_rate": round(audit.height / max(1, docs.height), 4)}
+    return StepResult(dv, meta, preview=audit.select("removed_docid", "kept_docid", "stage", "cluster_size",
+                                                     "est_jaccard", "verified_jaccard", "matched_example").head(20))
 
 
 def extract_to_cache(state: State, models: ModelPool, model_name: str, docids: list[str], texts: list[str],

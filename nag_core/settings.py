@@ -16,6 +16,7 @@ import yaml
 
 from nag_core.errors import NagInputError
 from nag_core.hashing import digest
+from nag_core.minhash import MinHashSettings
 
 NEURON_TYPES = ("fwd_up", "fwd_down", "att_q", "att_k", "att_v", "att_o")
 DEFAULT_MODEL_NAME = "minilm-l6"
@@ -23,9 +24,15 @@ DEFAULT_MODEL_NAME = "minilm-l6"
 
 @dataclass(frozen=True)
 class DedupSettings:
-    """Exact dedup on a normalised-text hash; near-duplicate settings join here later."""
+    """Exact dedup on a normalised-text hash, then MinHash near-dedup (``near: null`` turns it off).
+
+    ``decontaminate`` also removes pool documents that near-duplicate any target
+    example, so a selection cannot pull a benchmark's own items into training.
+    """
 
     normalizer: str = "nfkc_casefold_ws"
+    near: MinHashSettings | None = field(default_factory=MinHashSettings)
+    decontaminate: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,16 +113,33 @@ def load_settings(path: Path) -> Settings:
     if "neuron_types" in kwargs:
         nt = kwargs["neuron_types"]
         kwargs["neuron_types"] = tuple([nt] if isinstance(nt, str) else nt)
-    if "dedup" in kwargs:
-        dd = kwargs["dedup"] or {}
-        dknown = {f.name for f in dataclasses.fields(DedupSettings)}
-        if not isinstance(dd, dict) or set(dd) - dknown:
-            raise NagInputError(f"{path}: 'dedup' must be a mapping with keys from {sorted(dknown)}, got {dd!r}")
-        kwargs["dedup"] = DedupSettings(**dd)
     try:
+        if "dedup" in kwargs:
+            kwargs["dedup"] = _dedup_settings(kwargs["dedup"] or {})
         return Settings(**kwargs)
     except NagInputError as exc:
         raise NagInputError(f"{path}: {exc}") from None
+
+
+def _dedup_settings(raw: Any) -> DedupSettings:
+    known = {f.name for f in dataclasses.fields(DedupSettings)}
+    if not isinstance(raw, dict) or set(raw) - known:
+        raise NagInputError(f"'dedup' must be a mapping with keys from {sorted(known)}, got {raw!r}")
+    values = dict(raw)
+    if "near" in values:
+        near = values["near"]
+        if near in (None, False):
+            values["near"] = None
+        elif isinstance(near, dict):
+            near_known = {f.name for f in dataclasses.fields(MinHashSettings)}
+            if set(near) - near_known:
+                raise NagInputError(f"'dedup.near' has unknown key(s) {sorted(set(near) - near_known)}; known: {sorted(near_known)}")
+            values["near"] = MinHashSettings(**near)
+        else:
+            raise NagInputError(f"'dedup.near' must be a mapping of MinHash settings or null, got {near!r}")
+    if not isinstance(values.get("decontaminate", False), bool):
+        raise NagInputError(f"'dedup.decontaminate' must be true or false, got {values['decontaminate']!r}")
+    return DedupSettings(**values)
 
 
 def settings_yaml(settings: Settings) -> str:

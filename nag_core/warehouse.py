@@ -32,6 +32,7 @@ TABLES: dict[str, dict[str, str]] = {
                       "cluster_size": "BIGINT", "est_jaccard": "DOUBLE", "verified_jaccard": "DOUBLE",
                       "stage": "VARCHAR", "rule": "VARCHAR", "settings_hash": "VARCHAR", "shard": "VARCHAR",
                       "matched_target": "VARCHAR", "matched_example": "VARCHAR"},
+    "dedup_signatures": {"docid": "VARCHAR", "shard": "VARCHAR", "text_hash": "VARCHAR", "settings_hash": "VARCHAR"},
     "target_examples": {"example_id": "VARCHAR", "target": "VARCHAR", "source_file": "VARCHAR", "text": "VARCHAR"},
     "neuron_graphs": {"target": "VARCHAR", "model": "VARCHAR", "neuron_type": "VARCHAR", "layer": "INTEGER",
                       "neuron": "INTEGER", "count": "BIGINT", "weight": "DOUBLE", "config_hash": "VARCHAR",
