@@ -106,7 +106,7 @@ def test_definitions_load_with_assets_checks_jobs_sensors(home):
             "influence_scores", "selected_subset", "mixture_subset", "pool_files"} <= keys
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("neuron_graph") in graph.get(dg.AssetKey("influence_scores")).parent_keys
-    assert len(graph.asset_check_keys) == 6
+    assert len(graph.asset_check_keys) == 8
     assert {s.name for s in defs.sensors} == {"pool_sensor", "target_sensor", "model_sensor"}
     # A setting change shows up as a new code version on exactly the assets that read it.
     before = {k: graph.get(k).code_version for k in graph.materializable_asset_keys}
