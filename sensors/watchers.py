@@ -6,8 +6,10 @@ as each step lands (a new shard: extract it, then rescore and reselect).
 
 Cursor: JSON of ``{name: stamp}`` where the stamp is built from file names, mtimes and
 sizes. Every tick looks at every input, so nothing is skipped however many arrive
-between ticks; a changed stamp triggers a request whose ``run_key`` is derived from
-the content, so a touched-but-identical file, or a lost cursor, never repeats a run.
+between ticks. A changed stamp is then checked against the freshness planner: only a
+partition that is really stale (new, or its content changed since it was built, by
+``nag-select run`` or a run before) gets a request, and its ``run_key`` is derived from
+the content, so a touched-but-identical file, or a lost cursor, never repeats work.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 import dagster as dg
 
 from nag_assets.graph_assets import activations_job, pool_job, target_job
-from nag_core.hashing import digest, file_digest
-from nag_core.targets import target_fingerprint
+from nag_core.freshness import partition_key, split_key
+from nag_core.hashing import digest
 from resources import NagHomeResource
 
 TICK_SECONDS = 30
@@ -45,9 +47,11 @@ def _add(context: dg.SensorEvaluationContext, partitions: str, names: list[str])
            default_status=dg.DefaultSensorStatus.RUNNING)
 def pool_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) -> dg.SensorResult:
     """New or changed shard: register it, then validate and dedup that shard only."""
-    files = nag_home.home().shard_files()
+    state = nag_home.state()
+    files = state.home.shard_files()
     changed, cursor = _changed(context, {name: _stamp([path]) for name, path in files.items()})
-    requests = [dg.RunRequest(run_key=f"shard:{s}:{file_digest(files[s])}", partition_key=s) for s in changed]
+    requests = [dg.RunRequest(run_key=f"shard:{s}:{state.shards[s]}", partition_key=s)
+                for s in state.stale("raw_pool", changed)]
     return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=_add(context, "shards", list(files)))
 
 
@@ -58,12 +62,10 @@ def target_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource
     state = nag_home.state()
     folders = state.home.target_dirs()
     changed, cursor = _changed(context, {t: _stamp([p for p in d.rglob("*") if p.is_file()]) for t, d in folders.items()})
-    requests = []
-    for target in changed:
-        content = target_fingerprint(folders[target])
-        for model in sorted(state.models):
-            key = dg.MultiPartitionKey({"model": model, "target": target})
-            requests.append(dg.RunRequest(run_key=f"target:{target}:{model}:{content}", partition_key=key))
+    keys = [partition_key("target_examples", model=m, target=t) for t in changed for m in sorted(state.models)]
+    requests = [dg.RunRequest(run_key=f"target:{key}:{state.targets[split_key('target_examples', key)['target']]}",
+                              partition_key=dg.MultiPartitionKey(split_key("target_examples", key)))
+                for key in state.stale("target_examples", keys)]
     partitions = _add(context, "targets", list(folders)) + _add(context, "models", sorted(state.models))
     return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=partitions)
 
@@ -77,15 +79,12 @@ def model_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource)
     requests = []
     for model in changed:
         fingerprint = state.models[model].fingerprint
-        for shard in sorted(state.shards):
-            if state.data_version("dedup_pool", shard) is not None:
-                key = dg.MultiPartitionKey({"model": model, "shard": shard})
-                requests.append(dg.RunRequest(run_key=f"model:{model}:{fingerprint}:shard:{shard}", partition_key=key,
-                                              job_name=activations_job.name))
-        for target in sorted(state.targets):
-            key = dg.MultiPartitionKey({"model": model, "target": target})
-            requests.append(dg.RunRequest(run_key=f"model:{model}:{fingerprint}:target:{target}", partition_key=key,
-                                          job_name=target_job.name))
+        caches = [partition_key("activation_cache", model=model, shard=s) for s in sorted(state.shards)]
+        targets = [partition_key("target_examples", model=model, target=t) for t in sorted(state.targets)]
+        for job, asset, keys in ((activations_job, "activation_cache", caches), (target_job, "target_examples", targets)):
+            requests += [dg.RunRequest(run_key=f"model:{fingerprint}:{key}", job_name=job.name,
+                                       partition_key=dg.MultiPartitionKey(split_key(asset, key)))
+                         for key in state.stale(asset, keys)]
     return dg.SensorResult(run_requests=requests, cursor=cursor,
                            dynamic_partitions_requests=_add(context, "models", sorted(state.models)))
 

@@ -87,6 +87,26 @@ def test_model_sensor_requests_extraction_of_deduplicated_shards(home, tmp_path)
     assert model_sensor(ctx(instance, home, result.cursor)).run_requests == []
 
 
+def test_sensors_request_nothing_for_inputs_already_built(demo_copy):
+    """A fresh cursor over a data root that `nag-select run` already built: partitions, but no runs."""
+    instance = dg.DagsterInstance.ephemeral()
+    for sensor in (pool_sensor, target_sensor, model_sensor):
+        result = sensor(ctx(instance, demo_copy))
+        assert result.run_requests == [], sensor.name
+        apply(instance, result)
+    assert sorted(instance.get_dynamic_partitions("shards")) == ["shard-000", "shard-001", "shard-002"]
+    # A new model directory, though, is extracted for every shard and every target.
+    import shutil
+
+    from nag_core.models import default_model_path
+
+    shutil.copytree(default_model_path(), demo_copy / "models" / "minilm-copy")
+    result = model_sensor(ctx(instance, demo_copy))
+    assert sorted((r.job_name, str(r.partition_key)) for r in result.run_requests) == \
+        [("activations_job", f"minilm-copy|shard-00{i}") for i in range(3)] + \
+        [("target_job", f"minilm-copy|{t}") for t in ("clinical_medicine", "grade_school_math", "python_code")]
+
+
 def test_schedule_reselects_only_stale_partitions(built_demo, demo_copy):
     instance = dg.DagsterInstance.ephemeral()
     context = dg.build_schedule_context(instance=instance, resources={"nag_home": NagHomeResource(path=str(demo_copy))})
