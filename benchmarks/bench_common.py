@@ -78,13 +78,15 @@ def machine() -> dict[str, str]:
     return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
             "cores": str(os.cpu_count()), "ram": ram, "os": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": str(torch.get_num_threads()),
-            "transformers": transformers.__version__, "numpy": np.__version__, "polars": pl.__version__}
+            "transformers": transformers.__version__, "numpy": np.__version__, "polars": pl.__version__,
+            "load": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
 
 
 def machine_line(m: dict[str, str]) -> str:
     return (f"Date: {m['date']}. Machine: {m['cpu']}, {m['cores']} cores (torch threads {m['torch_threads']}), "
             f"{m['ram']} RAM, {m['os']}. Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
-            f"numpy {m['numpy']}, polars {m['polars']}.")
+            f"numpy {m['numpy']}, polars {m['polars']}. Load average (1/5/15 min) when written: {m['load']} "
+            "(the machine is shared; wall times above about 0.5 load include waiting for the cores).")
 
 
 # ---------------------------------------------------------------- targets
