@@ -1,11 +1,12 @@
 """Proxy pretraining: does a method's selection teach a small LM the target better?
 
     python benchmarks/bench_proxy.py [--pool P] [--targets ...] [--profile-examples 200]
-                                     [--budget 0.05] [--seeds 3] [--steps 300] [--smoke]
+                                     [--budget domain|FRACTION] [--seeds 3] [--steps N] [--smoke]
 
 For each target and each method (the retrieval benchmark's scorers, same profile
 examples), the pool is ranked and cut at the same token budget with
-``nag_core.selection.select_by_budget`` (``--budget`` = fraction of pool ``token_num``).
+``nag_core.selection.select_by_budget`` (``--budget``: by default the matching domain's
+share of pool ``token_num``, so a perfect selector keeps exactly the domain).
 A tiny GPT-2 (byte-level vocabulary of 256, so no tokenizer favours any method) is
 trained from scratch on each selection with the same seed, steps, batch and schedule,
 and evaluated on the target's **held-out** examples (never used to build any profile):
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,6 +38,10 @@ from nag_core.selection import select_by_budget  # noqa: E402
 LABELS = {"random": "random", "dsir": "DSIR", "bm25": "BM25", "embedding": "embedding", "nag": "NAG",
           "oracle": "oracle (domain)"}
 SEP = b"\n\n"
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # small models: two 1-thread processes beat one 2-thread process
 
 
 def tiny_gpt(d: int, layers: int, heads: int, ctx: int):
@@ -97,22 +104,24 @@ def main() -> int:
     ap.add_argument("--label-column", default="domain")
     ap.add_argument("--profile-examples", type=int, default=200)
     ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS)
-    ap.add_argument("--budget", type=float, default=0.05, help="fraction of pool tokens each selection keeps")
+    ap.add_argument("--budget", default="domain",
+                    help="fraction of pool tokens each selection keeps, or 'domain' (default): the matching domain's "
+                         "token share of the pool, so a perfect selector keeps exactly the domain")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--ctx", type=int, default=128)
+    ap.add_argument("--ctx", type=int, default=64)
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--eval-bytes", type=int, default=32_768, help="held-out bytes evaluated per target")
+    ap.add_argument("--eval-bytes", type=int, default=16_384, help="held-out bytes evaluated per target")
+    ap.add_argument("--workers", type=int, default=2, help="training processes (one thread each)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.d_model, a.layers, a.heads, a.ctx, a.batch, a.eval_bytes = 2, 6, 32, 1, 2, 32, 4, 2048
-        a.budget = max(a.budget, 0.1)
     started = time.perf_counter()
     out = Path(a.out) if a.out else (C.OUT / "smoke" if a.smoke else C.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,26 +134,43 @@ def main() -> int:
     feats = C.pool_features(texts, models)
     n_params = sum(p.numel() for p in tiny_gpt(a.d_model, a.layers, a.heads, a.ctx).parameters())
     methods = list(a.methods) + ["oracle"]
-    results, shares, sizes = {}, {}, {}
+    shares, sizes, budgets, jobs = {}, {}, {}, []
     for t in targets:
         scores, _ = C.score_all(texts, feats, t, models, a.methods)
         rel = labels == t.domain
         # oracle: the domain's documents first (pool order), then the rest; same budget rule
         scores["oracle"] = rel.astype(np.float64)
         evals = as_bytes(t.held_out)[: a.eval_bytes]
+        tok = pool["token_num"].to_numpy()
+        fraction = float(tok[rel].sum() / tok.sum()) if a.budget == "domain" else float(a.budget)
+        budgets[t.name] = fraction
         for m in methods:
             frame = pl.DataFrame({"docid": pool["docid"], "score": scores[m], "token_num": pool["token_num"],
                                   "pos": np.arange(len(pool))})
-            kept = select_by_budget(frame, a.budget)
+            kept = select_by_budget(frame, fraction)
             pos = kept["pos"].to_numpy()
             train = as_bytes([texts[i] for i in pos])
-            shares[(t.name, m)] = float(pool["token_num"].to_numpy()[pos][rel[pos]].sum() / max(1, kept["token_num"].sum()))
+            shares[(t.name, m)] = float(tok[pos][rel[pos]].sum() / max(1, kept["token_num"].sum()))
             sizes[(t.name, m)] = (len(pos), train.size)
-            t0 = time.perf_counter()
-            results[(t.name, m)] = [train_eval(train, evals, seed, a) for seed in range(a.seeds)]
-            r = results[(t.name, m)]
-            print(f"  {t.name} {m}: {np.mean(r):.3f} +- {np.std(r):.3f} bpb "
-                  f"(share {shares[(t.name, m)]:.2f}, {train.size} bytes, {time.perf_counter() - t0:.1f} s)", flush=True)
+            jobs += [((t.name, m, seed), train, evals) for seed in range(a.seeds)]
+    print(f"training {len(jobs)} models ({a.workers} single-threaded worker processes) ...", flush=True)
+    t0 = time.perf_counter()
+    results = {key[:2]: [] for key, _, _ in jobs}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=_init_worker) as pool_ex:
+        futures = {pool_ex.submit(train_eval, train, evals, key[2], a): key for key, train, evals in jobs}
+        done = 0
+        for fut in as_completed(futures):
+            key = futures[fut]
+            results[key[:2]].append((key[2], fut.result()))
+            done += 1
+            if done % max(1, len(jobs) // 12) == 0 or done == len(jobs):
+                print(f"  {done}/{len(jobs)} trained ({time.perf_counter() - t0:.0f} s)", flush=True)
+    results = {k: [v for _, v in sorted(r)] for k, r in results.items()}
+    train_seconds = time.perf_counter() - t0
+    for (name, m), r in results.items():
+        print(f"  {name} {m}: {np.mean(r):.3f} +- {np.std(r, ddof=1) if len(r) > 1 else 0.0:.3f} bpb "
+              f"(share {shares[(name, m)]:.2f}, {sizes[(name, m)][1]} bytes)")
 
     def cell(t, m):
         r = results[(t.name, m)]
@@ -168,7 +194,10 @@ def main() -> int:
     m_ = C.machine()
     md = [f"# Proxy pretraining benchmark{' (smoke)' if a.smoke else ''}", "", C.machine_line(m_), "",
           f"Per target and method: rank the pool ({len(pool)} docs) from the profile examples, keep "
-          f"`select_by_budget(fraction={a.budget})` of pool `token_num`, train a GPT-2 of {n_params / 1e6:.2f}M parameters "
+          f"`select_by_budget(fraction)` of pool `token_num` with " + (
+              "fraction = the matching domain's token share (" + ", ".join(f"{k} {v:.3f}" for k, v in budgets.items())
+              + "), so the oracle keeps exactly the domain" if a.budget == "domain" else f"fraction = {a.budget}")
+          + f", train a GPT-2 of {n_params / 1e6:.2f}M parameters "
           f"(byte vocabulary 256, d={a.d_model}, {a.layers} layers, {a.heads} heads, context {a.ctx}) from scratch for "
           f"{a.steps} steps of {a.batch} random windows (AdamW lr {a.lr}, warm-up + cosine, grad clip 1), seeds "
           f"0..{a.seeds - 1} (seed fixes init and window sampling; identical across methods). Evaluate held-out target "
@@ -193,6 +222,9 @@ def main() -> int:
           "- Same token budget for every method; byte counts differ a little because documents differ in bytes per "
           "token. Training sees the same number of windows whatever the selection's size (repeated data for small "
           "selections).",
+          f"- Training: {len(jobs)} models in {train_seconds:.0f} s on {a.workers} single-threaded worker processes "
+          f"({a.steps} steps x {a.batch} x {a.ctx} = {a.steps * a.batch * a.ctx:,} bytes seen per model). The run "
+          "is deterministic per seed (one thread per model).",
           "- humaneval: the pool's code domain contains HumanEval prompts + solutions, including the held-out ones, so "
           "a selection that contains them has seen the evaluation text (contamination, as in real pools).",
           f"- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".", "",

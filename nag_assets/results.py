@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dagster as dg
 import polars as pl
 
+from nag_core.freshness import CODE_VERSIONS
 from nag_core.step_result import StepResult
 
 
@@ -45,6 +46,4 @@ def to_result(result: StepResult, checks: Sequence[tuple] = ()) -> dg.Materializ
 
 def code_version(asset: str, settings_hash: str) -> str:
     """Code version plus the hash of the settings the asset reads, so edits to nag.yaml show as stale."""
-    from nag_core.freshness import CODE_VERSIONS
-
     return f"{CODE_VERSIONS[asset]}-{settings_hash}" if settings_hash else CODE_VERSIONS[asset]
