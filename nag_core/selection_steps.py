@@ -64,7 +64,6 @@ def _write_subset(state: State, name: str, kind: str, model: str, members: pl.Da
     settings = state.settings
     docs = wh.read("documents").drop("row_index", "text_hash")
     payload = members.join(docs.drop("token_num"), on="docid", how="left").sort(["target", "rank"])
-    parquet_path = write_parquet(payload.to_arrow(), state.home.subset_path(name))
     budget = int(pool_tokens * settings.budget_fraction)
     selected_tokens = int(members["token_num"].sum() or 0)
     config_hash = digest(settings.hash_for("selection"), settings.hash_for("scores"))
@@ -79,7 +78,11 @@ def _write_subset(state: State, name: str, kind: str, model: str, members: pl.Da
         "code_version": code_version("mixture_subset" if kind == "mixture" else "selected_subset"), "versions": versions(),
         "pool_tokens": pool_tokens, "budget_tokens": budget, "selected_tokens": selected_tokens, "documents": members.height,
     }
-    manifest_path = write_text(json.dumps(manifest, indent=2, sort_keys=True), state.home.manifest_path(name))
+    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)
+    # The subset file carries its own manifest, so a copy taken elsewhere stays auditable.
+    parquet_path = write_parquet(payload.to_arrow().replace_schema_metadata({b"nag_manifest": manifest_json.encode()}),
+                                 state.home.subset_path(name))
+    manifest_path = write_text(manifest_json, state.home.manifest_path(name))
     wh.write("subsets", name, pl.DataFrame([{
         "subset": name, "kind": kind, "targets": ",".join(targets), "model": model,
         "budget_fraction": settings.budget_fraction, "pool_tokens": pool_tokens, "budget_tokens": budget,

@@ -5,6 +5,7 @@ import os
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from nag_core.demo_corpus import DEMO_TARGET_DOMAINS
@@ -70,6 +71,8 @@ def test_manifest_records_recipe_signals_and_input_versions(built_demo):
     assert all(v["activation_cache"] for v in manifest["inputs"]["shards"].values())
     assert manifest["inputs"]["model"]["fingerprint"]
     assert manifest["versions"]["transformers"]
+    stamped = pq.read_schema(home / "subsets" / "grade_school_math__minilm-l6.parquet").metadata[b"nag_manifest"]
+    assert json.loads(stamped)["inputs"] == manifest["inputs"]
 
 
 def test_runs_are_recorded_in_the_dagster_instance(built_demo):
