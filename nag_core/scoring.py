@@ -3,16 +3,17 @@
     sim(d) = (1/L) * sum_l sum_{k in NAG_l(d)} P[l, k]
 
 Each layer contributes at most 1 (its weights sum to 1), so sim is in [0, 1]. The
-kernel gathers the K profile weights of each document's neurons from the flattened
-(L*N) profile, sums them, and averages over layers; it runs in chunks so memory stays
-flat for any number of documents.
+kernel works layer by layer on chunks of documents: one layer's weights (N doubles,
+64 KiB at N = 8192) stay in cache while the chunk's K indices gather from them, and a
+matrix-vector product with ones sums the K weights. Memory stays flat for any number
+of documents; an index outside the profile raises instead of reading another neuron.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 65536
+CHUNK = 4096
 
 
 def similarity(indices: np.ndarray, profile: np.ndarray) -> np.ndarray:
@@ -21,10 +22,13 @@ def similarity(indices: np.ndarray, profile: np.ndarray) -> np.ndarray:
     Lp, N = profile.shape
     if L != Lp:
         raise ValueError(f"documents have {L} layers but the profile has {Lp}; they come from different models")
-    flat_profile = np.ascontiguousarray(profile, dtype=np.float64).reshape(-1)
-    offsets = (np.arange(L, dtype=np.int64) * N)[None, :, None]
+    profile = np.ascontiguousarray(profile, dtype=np.float64)
+    ones = np.ones(K, np.float64)
     out = np.empty(n, np.float64)
     for lo in range(0, n, CHUNK):
-        block = indices[lo: lo + CHUNK].astype(np.int64) + offsets
-        out[lo: lo + CHUNK] = flat_profile[block].sum(axis=(1, 2)) / L
+        block = indices[lo: lo + CHUNK]
+        total = np.zeros(block.shape[0], np.float64)
+        for layer in range(L):
+            total += np.take(profile[layer], block[:, layer, :]) @ ones
+        out[lo: lo + CHUNK] = total / L
     return out
