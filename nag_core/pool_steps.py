@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
 from nag_core.documents import drop_foreign_docids, read_shard
 from nag_core.errors import NagInputError
 from nag_core.exact_dedup import AUDIT_SCHEMA, exact_dedup
-from nag_core.features import write_cache
-from nag_core.freshness import State, split_key
+from nag_core.extraction import Features
+from nag_core.features import import_jsonl, write_cache
+from nag_core.freshness import State, partition_key, split_key
 from nag_core.hashing import digest
 from nag_core.minhash import MinHashSettings, s_curve
 from nag_core.models import ModelPool, token_counter
@@ -140,3 +144,41 @@ def activation_cache(state: State, models: ModelPool, key: str, run_id: str, log
     record(state, "activation_cache", key, fp, dv, run_id)
     return StepResult(dv, meta)
 
+
+
+def import_activation_cache(state: State, model: str, shard: str, path, neuron_type: str = "fwd_up") -> StepResult:
+    """Adopt features computed by the reference NAG tool as this shard's activation cache.
+
+    The JSONL must cover every kept document of the shard, at this model's layer count
+    and the configured K. Impact values are unknown in that format, so they are stored
+    as NaN; the cache is then recorded as fresh, so ``nag-select run`` does not redo it.
+    """
+    key = partition_key("activation_cache", model=model, shard=shard)
+    fp = require_fingerprint(state, "activation_cache", key)
+    settings = state.settings
+    if neuron_type != settings.score_neuron_type or tuple(settings.neuron_types) != (neuron_type,):
+        raise NagInputError(f"nag.yaml: importing {neuron_type!r} features needs neuron_types: [{neuron_type}] and "
+                            f"score_neuron_type: {neuron_type}")
+    ref = state.models[model]
+    config = json.loads((ref.path / "config.json").read_text())
+    num_layers = config.get("num_hidden_layers") or config.get("n_layer")
+    width = config.get("intermediate_size") or config.get("n_inner") or 4 * config.get("n_embd", 0)
+    docids, idx = import_jsonl(Path(path), neuron_type, num_layers, settings.top_k)
+    kept = Warehouse(state.home.root).read("pool_kept", [shard], columns=["docid"])["docid"].to_list()
+    missing = sorted(set(kept) - set(docids))
+    if missing:
+        raise NagInputError(f"{path}: no features for {len(missing)} kept documents of shard {shard!r}, e.g. {missing[:3]}")
+    if idx.size and int(idx.max()) >= width:
+        raise NagInputError(f"{path}: neuron index {int(idx.max())} is outside {model}'s {width} {neuron_type} neurons")
+    order = {d: i for i, d in enumerate(docids)}
+    rows = np.asarray([order[d] for d in sorted(kept)], dtype=np.int64)
+    features = {neuron_type: Features(idx[rows], np.full(idx[rows].shape, np.nan, np.float32))}
+    meta = {"model": ref.name, "model_fingerprint": ref.fingerprint, "tokenizer_hash": ref.tokenizer_hash,
+            "top_k": settings.top_k, "num_layers": num_layers, "max_length": settings.max_length,
+            "neuron_types": [neuron_type], "widths": {neuron_type: width}, "settings_hash": settings.hash_for("activations"),
+            "versions": versions(), "shard": shard, "imported_from": str(path), "code_version": code_version("activation_cache")}
+    cache = state.home.activation_cache_path(model, shard)
+    write_cache(cache, sorted(kept), features, meta)
+    dv = digest(sorted(kept), digest(np.ascontiguousarray(features[neuron_type].indices).tobytes().hex()))
+    record(state, "activation_cache", key, fp, dv, "import")
+    return StepResult(dv, {"documents": len(kept), "cache_path": str(cache), "imported_from": str(path)})

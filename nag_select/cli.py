@@ -4,6 +4,7 @@
     nag-select run             materialise whatever is stale, print a summary
     nag-select status          show stale partitions per asset, run nothing
     nag-select export-features write the activation cache as reference NAG JSONL
+    nag-select import-features adopt reference NAG JSONL as a shard's activation cache
     nag-select query SQL       query the warehouse (read-only)
     nag-select ui              serve the Dagster UI for this data root
 """
@@ -99,6 +100,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from nag_core.freshness import State
+    from nag_core.pool_steps import import_activation_cache
+
+    state = State(Home(resolve_home(args.home)))
+    result = import_activation_cache(state, args.model, args.shard, Path(args.input), args.neuron_type)
+    print(f"imported {result.metadata['documents']} documents into {result.metadata['cache_path']}; "
+          "`nag-select run` will use it instead of extracting")
+    return 0
+
+
 def cmd_query(args) -> int:
     from nag_core.warehouse import Warehouse
 
@@ -140,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--neuron-type", default="fwd_up")
     export.set_defaults(fn=cmd_export)
+    imp = with_home(sub.add_parser("import-features", help="adopt reference NAG JSONL features as a shard's activation cache"))
+    imp.add_argument("--model", required=True)
+    imp.add_argument("--shard", required=True)
+    imp.add_argument("--in", dest="input", required=True)
+    imp.add_argument("--neuron-type", default="fwd_up")
+    imp.set_defaults(fn=cmd_import)
     query = with_home(sub.add_parser("query", help="run read-only SQL on warehouse.duckdb"))
     query.add_argument("sql")
     query.add_argument("--limit", type=int, default=30)

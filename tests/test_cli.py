@@ -60,6 +60,16 @@ def test_run_prints_summary_then_reruns_nothing_and_exports(tmp_path):
     assert set(records[0]) == {"docid", "fwd_up_feature"}
     assert len(records[0]["fwd_up_feature"]["layer_topk_value_index"]) == 6 * 20
 
+    # The other direction: adopt those features as shard a's cache; nothing downstream changes.
+    (home / "cache" / "activations" / "minilm-l6" / "a.parquet").unlink()
+    imported = cli("import-features", "--model", "minilm-l6", "--shard", "a", "--in", str(out), home=home)
+    assert imported.returncode == 0, imported.stderr
+    assert "0 partitions materialised" in cli("run", home=home).stdout
+    truncated = tmp_path / "partial.jsonl"
+    truncated.write_text("\n".join(out.read_text().splitlines()[:3]) + "\n")
+    partial = cli("import-features", "--model", "minilm-l6", "--shard", "a", "--in", str(truncated), home=home)
+    assert partial.returncode == 2 and "no features for" in partial.stderr
+
     query = cli("query", "SELECT count(*) AS n FROM subset_members WHERE subset = 'law__minilm-l6'", home=home)
     assert query.returncode == 0 and "n" in query.stdout
     assert (tmp_path / "dagster_home" / "history").exists() or any((tmp_path / "dagster_home").iterdir())
