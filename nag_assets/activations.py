@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nag_assets.partitions import shard_x_model
+from nag_assets.partitions import eager_ignoring, shard_x_model
 from nag_assets.results import code_version, to_result
 from nag_assets.sources import model_checkpoints
 from nag_core import checks, pool_steps
@@ -18,7 +18,7 @@ def build(settings: Settings, dedup_pool: dg.AssetsDefinition) -> list[dg.Assets
             dg.AssetDep(model_checkpoints, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model")),
         ],
         code_version=code_version("activation_cache", settings.hash_for("activations")),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_ignoring("model_checkpoints"),
         check_specs=[dg.AssetCheckSpec("covers_every_document", asset="activation_cache")],
         description="Top-K FFN neurons per layer (uint16 indices + impact values) of every kept document, "
                     "NAG_HOME/cache/activations/<model>/<shard>.parquet.",

@@ -19,3 +19,13 @@ DEFS_BY_NAME = {"shards": shards, "targets": targets, "models": models}
 SAME_MODEL_ALL_SHARDS = dg.MultiPartitionMapping(
     {"model": dg.DimensionPartitionMapping(dimension_name="model", partition_mapping=dg.IdentityPartitionMapping())}
 )
+
+
+def eager_ignoring(*asset_names: str) -> dg.AutomationCondition:
+    """Eager automation that neither waits for nor fires on the named deps.
+
+    External inputs (files, checkpoints) are never materialised, so eager would wait on
+    them forever; deps read only for bookkeeping (token counts) must not trigger a
+    rerun before the scores they pair with have been refreshed.
+    """
+    return dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets(*asset_names))

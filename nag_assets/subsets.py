@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nag_assets.partitions import models, target_x_model
+from nag_assets.partitions import eager_ignoring, models, target_x_model
 from nag_assets.results import code_version, to_result
 from nag_core import checks, selection_steps
 from nag_core.freshness import split_key
@@ -17,7 +17,7 @@ def build(settings: Settings, influence_scores: dg.AssetsDefinition, dedup_pool:
     @dg.asset(
         partitions_def=target_x_model, group_name="selection", kinds={"parquet", "duckdb"},
         deps=[influence_scores, dg.AssetDep(dedup_pool, partition_mapping=dg.AllPartitionMapping())],
-        code_version=cv, automation_condition=dg.AutomationCondition.eager(),
+        code_version=cv, automation_condition=eager_ignoring("dedup_pool"),
         check_specs=[dg.AssetCheckSpec("respects_budget", asset="selected_subset")],
         description="Highest-scoring documents up to the token budget: NAG_HOME/subsets/<target>__<model>.parquet, "
                     "its manifest, and rows in `subsets` and `subset_members`.",
@@ -34,7 +34,7 @@ def build(settings: Settings, influence_scores: dg.AssetsDefinition, dedup_pool:
         deps=[dg.AssetDep(influence_scores, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model")),
               dg.AssetDep(dedup_pool, partition_mapping=dg.AllPartitionMapping())],
         code_version=code_version("mixture_subset", settings.hash_for("selection")),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_ignoring("dedup_pool"),
         check_specs=[dg.AssetCheckSpec("respects_budget", asset="mixture_subset")],
         description="Equal-budget multi-target mixture (paper §3.5): each of M targets keeps fraction/M of pool tokens.",
     )

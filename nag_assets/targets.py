@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nag_assets.partitions import target_x_model
+from nag_assets.partitions import eager_ignoring, target_x_model
 from nag_assets.results import code_version, to_result
 from nag_assets.sources import model_checkpoints, target_files
 from nag_core import target_steps
@@ -27,7 +27,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
         deps=[target_examples,
               dg.AssetDep(model_checkpoints, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model"))],
         code_version=code_version("target_activations", settings.hash_for("activations")),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_ignoring("model_checkpoints"),
         description="NAGs of the target examples, NAG_HOME/cache/target_activations/<model>/<target>.parquet.",
     )
     def target_activations(context: dg.AssetExecutionContext, nag_home: NagHomeResource, models: ModelResource) -> dg.MaterializeResult:

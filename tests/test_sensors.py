@@ -127,7 +127,7 @@ def test_definitions_load_with_assets_checks_jobs_sensors(home):
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("neuron_graph") in graph.get(dg.AssetKey("influence_scores")).parent_keys
     assert len(graph.asset_check_keys) == 8
-    assert {s.name for s in defs.sensors} == {"pool_sensor", "target_sensor", "model_sensor"}
+    assert {s.name for s in defs.sensors} == {"pool_sensor", "target_sensor", "model_sensor", "nag_automation"}
     # A setting change shows up as a new code version on exactly the assets that read it.
     before = {k: graph.get(k).code_version for k in graph.materializable_asset_keys}
     (home / "nag.yaml").write_text(json.dumps({"top_k": 10}))

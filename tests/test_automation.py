@@ -1,0 +1,47 @@
+"""Eager automation carries work downstream of the sensors' runs, one stage at a time."""
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from nag_assets.definitions import build_definitions
+
+pytestmark = pytest.mark.slow
+
+
+def requested(defs, result):
+    graph = defs.resolve_asset_graph()
+    return {k.to_user_string(): sorted(str(p) for p in result.get_requested_partitions(k))
+            for k in graph.materializable_asset_keys if result.get_num_requested(k)}
+
+
+def test_new_shard_and_target_flow_downstream_without_waiting_on_external_inputs(tmp_path):
+    home = tmp_path / "home"
+    (home / "pool").mkdir(parents=True)
+    pl.DataFrame({"text": ["Add 2 and 3 to get 5.", "The tenant shall pay rent monthly."]}).write_parquet(home / "pool" / "s1.parquet")
+    (home / "targets" / "math").mkdir(parents=True)
+    (home / "targets" / "math" / "t.jsonl").write_text('{"text": "Add 4 and 4 to get 8."}\n')
+    defs = build_definitions(home, "cpu")
+    instance = dg.DagsterInstance.ephemeral()
+    for name, keys in (("shards", ["s1"]), ("models", ["minilm-l6"]), ("targets", ["math"])):
+        instance.add_dynamic_partitions(name, keys)
+
+    def run(job, key):
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key).success
+
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    run("pool_job", "s1")  # what pool_sensor launches
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert requested(defs, tick) == {"activation_cache": ["minilm-l6|s1"]}
+
+    run("activations_job", dg.MultiPartitionKey({"model": "minilm-l6", "shard": "s1"}))
+    run("target_job", dg.MultiPartitionKey({"model": "minilm-l6", "target": "math"}))  # what target_sensor launches
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    # Scores and the subset share a partitioning, so they go in one run, in order.
+    assert requested(defs, tick) == {"influence_scores": ["minilm-l6|math"], "selected_subset": ["minilm-l6|math"]}
+
+    run("reselect_job", dg.MultiPartitionKey({"model": "minilm-l6", "target": "math"}))
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(defs, tick) == {"mixture_subset": ["minilm-l6"]}
+    run("mixture_job", "minilm-l6")
+    assert requested(defs, dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)) == {}
