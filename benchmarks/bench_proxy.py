@@ -108,11 +108,11 @@ def main() -> int:
                     help="fraction of pool tokens each selection keeps, or 'domain' (default): the matching domain's "
                          "token share of the pool, so a perfect selector keeps exactly the domain")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--ctx", type=int, default=64)
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--eval-bytes", type=int, default=16_384, help="held-out bytes evaluated per target")
@@ -225,6 +225,11 @@ def main() -> int:
           f"- Training: {len(jobs)} models in {train_seconds:.0f} s on {a.workers} single-threaded worker processes "
           f"({a.steps} steps x {a.batch} x {a.ctx} = {a.steps * a.batch * a.ctx:,} bytes seen per model). The run "
           "is deterministic per seed (one thread per model).",
+          "- Model size: 72 trainings must fit in about 10 minutes on 2 cores. In a calibration (math-domain vs "
+          "news_long training data, gsm8k held-out, 3 seeds) a 0.83M-parameter GPT-2 (d=128, 4 layers) trained for 100 "
+          "steps of 16x64 bytes had a seed std of 0.1-0.2 bpb, larger than most gaps between methods; this 0.12M model "
+          "trained for 200 steps of 32x64 bytes in the same time had 0.02-0.08 and separated the two domains by 0.56 "
+          "bpb. So the smaller, longer-trained model is the default (`--d-model 128 --layers 4` etc. to change).",
           "- humaneval: the pool's code domain contains HumanEval prompts + solutions, including the held-out ones, so "
           "a selection that contains them has seen the evaluation text (contamination, as in real pools).",
           f"- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".", "",

@@ -80,7 +80,8 @@ def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepR
         if prior is not None and near.verify:  # texts let cross-shard candidates be verified exactly
             texts = wh.read("documents", columns=["docid", "text"], exclude=shard)
             prior = prior.join(texts, on="docid", how="left")
-        result = dedup_incremental(kept.select("docid", "text", "shard", "text_hash"), prior, near)
+        result = dedup_incremental(kept.select("docid", "text", "shard", "text_hash"), prior, near,
+                                   signal=_keep_signal(wh, shard, dedup.signal_column) if near.keep_rule == "best_signal" else None)
         kept = kept.filter(pl.col("docid").is_in(result.kept_docids))
         audits.append(result.removed.with_columns(pl.lit(settings_hash).alias("settings_hash")))
         wh.write("dedup_signatures", shard, result.kept_signatures)
@@ -88,6 +89,7 @@ def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepR
                  "verify_threshold": near.verify_threshold, "keep_rule": near.keep_rule,
                  "hashing_scheme": near.hashing_scheme, "candidate_pairs": result.stats["n_candidate_pairs"],
                  "false_positives_rejected": result.stats["n_rejected_pairs"],
+                 "near_parameters": state.settings.as_dict()["dedup"]["near"],
                  "s_curve": {f"{j:.1f}": round(p, 4) for j, p in s_curve(near, 11)}}
     if dedup.decontaminate:
         examples = wh.read("target_examples", columns=["example_id", "target", "text"])
@@ -96,6 +98,7 @@ def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepR
         audits.append(contaminated.with_columns(pl.lit(settings_hash).alias("settings_hash")))
         meta["removed_contamination"] = contaminated.height
     audit = pl.concat([a.cast(AUDIT_SCHEMA) for a in audits]).sort("removed_docid")
+    wh.write("dedup_settings", settings_hash, _settings_row(state.settings, settings_hash))
     kept = kept.select("docid", "shard", "token_num", "norm_hash").sort("docid")
     wh.write("pool_kept", shard, kept)
     wh.write("dedup_removed", shard, audit)
@@ -105,6 +108,27 @@ def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepR
     meta |= {"kept": kept.height, "removed": audit.height, "removal_rate": round(audit.height / max(1, docs.height), 4)}
     return StepResult(dv, meta, preview=audit.select("removed_docid", "kept_docid", "stage", "cluster_size",
                                                      "est_jaccard", "verified_jaccard", "matched_example").head(20))
+
+
+def _keep_signal(wh: Warehouse, shard: str, column: str) -> pl.DataFrame:
+    """Scores for the best_signal keep rule; a shard without the column ranks by docid alone."""
+    docs = wh.read("documents", [shard])
+    score = pl.col(column).cast(pl.Float64) if column in docs.columns else pl.lit(None, pl.Float64)
+    return docs.select("docid", score.alias("score"))
+
+
+def _settings_row(settings, settings_hash: str) -> pl.DataFrame:
+    """Every dedup parameter, keyed by the settings hash that each audit row carries."""
+    near = settings.dedup.near
+    return pl.DataFrame([{
+        "settings_hash": settings_hash, "normalizer": settings.dedup.normalizer,
+        "near": json.dumps(settings.as_dict()["dedup"]["near"], sort_keys=True),
+        "near_name": near.name if near else None, "hashing_scheme": near.hashing_scheme if near else None,
+        "near_threshold": near.threshold if near else None, "decontaminate": settings.dedup.decontaminate,
+        "signal_column": settings.dedup.signal_column,
+    }], schema={"settings_hash": pl.String, "normalizer": pl.String, "near": pl.String, "near_name": pl.String,
+                "hashing_scheme": pl.String, "near_threshold": pl.Float64, "decontaminate": pl.Boolean,
+                "signal_column": pl.String})
 
 
 def extract_to_cache(state: State, models: ModelPool, model_name: str, docids: list[str], texts: list[str],

@@ -33,6 +33,12 @@ class DedupSettings:
     normalizer: str = "nfkc_casefold_ws"
     near: MinHashSettings | None = field(default_factory=MinHashSettings)
     decontaminate: bool = False
+    signal_column: str | None = None  # payload column whose highest value wins, with keep_rule best_signal
+
+    def __post_init__(self) -> None:
+        if self.near is not None and self.near.keep_rule == "best_signal" and not self.signal_column:
+            raise NagInputError("'dedup.near.keep_rule: best_signal' needs 'dedup.signal_column': the pool payload "
+                                "column (say, a quality score) whose highest value is kept in each cluster")
 
 
 @dataclass(frozen=True)

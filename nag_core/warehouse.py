@@ -33,6 +33,9 @@ TABLES: dict[str, dict[str, str]] = {
                       "stage": "VARCHAR", "rule": "VARCHAR", "settings_hash": "VARCHAR", "shard": "VARCHAR",
                       "matched_target": "VARCHAR", "matched_example": "VARCHAR"},
     "dedup_signatures": {"docid": "VARCHAR", "shard": "VARCHAR", "text_hash": "VARCHAR", "settings_hash": "VARCHAR"},
+    "dedup_settings": {"settings_hash": "VARCHAR", "normalizer": "VARCHAR", "near": "VARCHAR", "near_name": "VARCHAR",
+                       "hashing_scheme": "VARCHAR", "near_threshold": "DOUBLE", "decontaminate": "BOOLEAN",
+                       "signal_column": "VARCHAR"},
     "target_examples": {"example_id": "VARCHAR", "target": "VARCHAR", "source_file": "VARCHAR", "text": "VARCHAR"},
     "neuron_graphs": {"target": "VARCHAR", "model": "VARCHAR", "neuron_type": "VARCHAR", "layer": "INTEGER",
                       "neuron": "INTEGER", "count": "BIGINT", "weight": "DOUBLE", "config_hash": "VARCHAR",
@@ -141,4 +144,4 @@ class Warehouse:
                 delay = min(delay * 2, 1.0)
 
 
-_POLARS = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "INTEGER": pl.Int32, "DOUBLE": pl.Float64}
+_POLARS = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "INTEGER": pl.Int32, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean}
