@@ -41,13 +41,15 @@ def run(name: str, smoke: bool, out: Path) -> dict:
         return {"name": name, "status": "absent", "seconds": 0.0}
     cmd = [sys.executable, str(script), "--out", str(out)] + (["--smoke"] if smoke else [])
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
-    log = out / f"{name}.log"
+    logs = out if smoke else C.OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
     t = time.perf_counter()
     with open(log, "w", encoding="utf-8") as fh:
         rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=C.ROOT).returncode
     seconds = time.perf_counter() - t
     print(f"   {name}: exit {rc} in {seconds:.0f} s (log {log})", flush=True)
-    return {"name": name, "status": "ok" if rc == 0 else f"failed (exit {rc}, see {log.name})", "seconds": seconds}
+    return {"name": name, "status": "ok" if rc == 0 else f"failed (exit {rc}, see {log})", "seconds": seconds}
 
 
 def _embed(md: str, results_rel: str) -> str:

@@ -7,8 +7,9 @@ neurons per layer, in descending order, form the document's NAG.
 Tokenisation follows the reference: no special tokens, truncation to ``max_length``.
 Batches are padded on the right, so a causal model's real tokens keep positions
 0..n-1 and never see padding; together with the attention mask this makes a document's
-features independent of what it is batched with. Documents are sorted by length before
-batching to cut padding.
+features independent of what it is batched with. Documents are tokenised in blocks of
+``TOKENIZE_BLOCK`` and sorted by length within a block before batching, which cuts
+padding while keeping memory flat for any shard size.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nag_core.hooks import HookSite, find_sites
 
 Progress = Callable[[str], None]
 MAX_UINT16_NEURONS = 1 << 16
+TOKENIZE_BLOCK = 4096  # documents tokenised and length-sorted together
 
 
 @dataclass
@@ -107,35 +109,43 @@ class Extractor:
         n = len(texts)
         L, K = self.num_layers, self.top_k
         result = {nt: Features(np.zeros((n, L, K), np.uint16), np.zeros((n, L, K), np.float32)) for nt in self.neuron_types}
-        ids = self.tokenize(texts)
-        order = sorted(range(n), key=lambda i: (-len(ids[i]), i))
         handles = [self._modules[s.module_name].register_forward_hook(self._hook(s))
                    for sites in self.sites.values() for s in sites]
-        tokens = padded = 0
-        batches = max(1, (n + self.batch_size - 1) // self.batch_size)
-        report_every = max(1, batches // 10)
+        stats = ExtractionStats(n, 0, 0, 0.0)
+        next_report = 0
         try:
             with torch.inference_mode():
-                for b, lo in enumerate(range(0, n, self.batch_size)):
-                    members = order[lo: lo + self.batch_size]
-                    input_ids, mask = self._pad([ids[i] for i in members])
-                    tokens += int(mask.sum())
-                    padded += mask.numel()
-                    self._mask = mask.to(self.device, torch.float32)
-                    self._denom = self._mask.sum(dim=1, keepdim=True).clamp_min(1.0)
-                    self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), **self._forward_kwargs)
-                    rows = np.asarray(members)
-                    for (nt, layer), (idx, vals) in self._out.items():
-                        result[nt].indices[rows, layer] = idx.cpu().numpy().astype(np.uint16)
-                        result[nt].values[rows, layer] = vals.float().cpu().numpy()
-                    self._out.clear()
-                    if progress and ((b + 1) % report_every == 0 or b + 1 == batches):
-                        progress(f"extracted {min(lo + self.batch_size, n)}/{n} documents ({tokens} tokens)")
+                # Token ids live only for one block, so memory does not grow with the shard.
+                for block in range(0, n, TOKENIZE_BLOCK):
+                    self._extract_block(texts, block, min(n, block + TOKENIZE_BLOCK), result, stats)
+                    done = min(n, block + TOKENIZE_BLOCK)
+                    if progress and (done >= next_report or done == n):
+                        progress(f"extracted {done}/{n} documents ({stats.tokens} tokens)")
+                        next_report = done + max(TOKENIZE_BLOCK, n // 10)
         finally:
             for h in handles:
                 h.remove()
             self._mask = self._denom = None
-        return result, ExtractionStats(n, tokens, padded, time.perf_counter() - start)
+        stats.seconds = time.perf_counter() - start
+        return result, stats
+
+    def _extract_block(self, texts: Sequence[str], lo: int, hi: int, result: dict[str, Features],
+                       stats: ExtractionStats) -> None:
+        ids = self.tokenize(texts[lo:hi])
+        order = sorted(range(hi - lo), key=lambda i: (-len(ids[i]), i))  # longest first: least padding
+        for b in range(0, len(order), self.batch_size):
+            members = order[b: b + self.batch_size]
+            input_ids, mask = self._pad([ids[i] for i in members])
+            stats.tokens += int(mask.sum())
+            stats.padded_tokens += mask.numel()
+            self._mask = mask.to(self.device, torch.float32)
+            self._denom = self._mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+            self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), **self._forward_kwargs)
+            rows = lo + np.asarray(members)
+            for (nt, layer), (idx, vals) in self._out.items():
+                result[nt].indices[rows, layer] = idx.cpu().numpy().astype(np.uint16)
+                result[nt].values[rows, layer] = vals.float().cpu().numpy()
+            self._out.clear()
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(1, max(len(s) for s in seqs))

@@ -258,3 +258,16 @@ def _slice(f, lo, hi):
     from nag_core.extraction import Features
 
     return Features(f.indices[lo:hi], f.values[lo:hi])
+
+
+def test_tokenisation_blocks_do_not_change_features(monkeypatch, extractor, extracted):
+    """Memory is bounded by tokenising in blocks; block edges must not move any document's NAG."""
+    import nag_core.extraction as extraction
+
+    monkeypatch.setattr(extraction, "TOKENIZE_BLOCK", 3)
+    blocked, stats = extractor.extract(SENTENCES)
+    assert stats.documents == len(SENTENCES) and stats.tokens == extracted[1].tokens
+    for nt in NEURON_TYPES:
+        for d in range(len(SENTENCES)):
+            assert_same_topk(blocked[nt].indices[d], blocked[nt].values[d], extracted[0][nt].indices[d],
+                             extracted[0][nt].values[d], f"{nt}/doc{d}")
