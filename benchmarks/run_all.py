@@ -31,6 +31,7 @@ BENCHES = {  # name -> (script, results file)
     "speed": ("bench_speed.py", "speed.md"),
     "proxy": ("bench_proxy.py", "proxy.md"),
     "dedup": ("bench_dedup.py", "dedup.md"),
+    "incremental": ("bench_incremental.py", "incremental.md"),
 }
 HERE = Path(__file__).resolve().parent
 
@@ -93,8 +94,9 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these benchmarks only")
     ap.add_argument("--assemble-only", action="store_true", help="write BENCHMARKS.md from existing results")
+    ap.add_argument("--out", type=Path, help="results folder (default: benchmarks/results, or benchmarks/out/smoke)")
     args = ap.parse_args()
-    out = C.OUT / "smoke" if args.smoke else C.RESULTS
+    out = args.out or (C.OUT / "smoke" if args.smoke else C.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     record = out / "run_all.json"
     runs = json.loads(record.read_text()) if record.exists() else {}
