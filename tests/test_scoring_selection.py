@@ -95,3 +95,10 @@ def test_mixture_gives_each_target_an_equal_share():
     assert mixed.filter(pl.col("target") == "b")["docid"].to_list() == ["d02"]
     shared = equal_budget_mixture({"a": a, "b": a}, 0.5)
     assert shared["copies"].to_list() == [2, 2]  # the paper keeps a document once per target
+
+
+def test_threaded_scoring_is_bit_identical_to_one_thread():
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 64, size=(20_000, 4, 5)).astype(np.uint16)
+    _, weights = build_profile(rng.integers(0, 64, size=(50, 4, 5)).astype(np.uint16), 64)
+    assert np.array_equal(similarity(idx, weights, workers=1), similarity(idx, weights, workers=3))
