@@ -26,5 +26,6 @@ def subset_summary(wh: Warehouse, top: int = 3) -> str:
             lines.append("  by " + label + ": " + ", ".join(f"{k}={n}" for k, n in counts.iter_rows()))
         for m in chosen.sort(["target", "rank"]).group_by("target", maintain_order=True).head(top).iter_rows(named=True):
             snippet = " ".join(m["text"].split())[:70]
-            lines.append(f"  #{m['rank']:<3} {m['score']:.4f}  {m['docid']:<14} {snippet}")
+            via = f"[{m['target']}] " if row["kind"] == "mixture" else ""
+            lines.append(f"  #{m['rank']:<3} {m['score']:.4f}  {m['docid']:<14} {via}{snippet}")
     return "\n".join(lines)
