@@ -148,14 +148,19 @@ class Extractor:
             self._out.clear()
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(1, max(len(s) for s in seqs))
-        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            if s:
-                input_ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-                mask[r, : len(s)] = 1
-        return input_ids, mask
+        return right_pad(seqs, self.pad_id)
+
+
+def right_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask, padded on the right so real tokens keep positions 0..n-1."""
+    width = max(1, max(len(s) for s in seqs))
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if s:
+            input_ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[r, : len(s)] = 1
+    return input_ids, mask
 
 
 def _out_width(module, fused_part: int | None) -> int:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from nag_core.extraction import right_pad
+
 
 def embed(texts: Sequence[str], model, tokenizer, *, max_length: int = 120, batch_size: int = 32,
           add_special_tokens: bool = True) -> np.ndarray:
@@ -35,13 +37,7 @@ def embed(texts: Sequence[str], model, tokenizer, *, max_length: int = 120, batc
     with torch.inference_mode():
         for lo in range(0, n, batch_size):
             members = order[lo: lo + batch_size]
-            width = max(1, max(len(ids[i]) for i in members))
-            input_ids = torch.full((len(members), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(members), width), dtype=torch.long)
-            for r, i in enumerate(members):
-                if ids[i]:
-                    input_ids[r, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
-                    mask[r, : len(ids[i])] = 1
+            input_ids, mask = right_pad([ids[i] for i in members], pad)
             hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float()
             m = mask.to(device, torch.float32).unsqueeze(-1)
             pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
