@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -35,10 +33,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+import bench_common as C  # noqa: E402
 from nag_core.minhash import (MinHashSettings, band_keys, collision_probability, hash_shingles,  # noqa: E402
                               jaccard_sorted, s_curve, shingles, signatures)
 from nag_core.near_dedup import decontaminate, dedup  # noqa: E402
@@ -60,26 +60,11 @@ BOILERPLATE = (
 # ---------------------------------------------------------------- machine
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        ram = f"{kb / 2**20:.1f} GiB"
-    except (OSError, StopIteration):
-        pass
+    """The benchmarks' shared machine description plus the dedup libraries' versions."""
     import datasketch
     import duckdb
-    versions = {m.__name__: m.__version__ for m in (datasketch, pl, np, duckdb)}
-    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-            "cores": str(os.cpu_count()), "ram": ram, "os": platform.platform(),
-            "python": platform.python_version(), **{k: v for k, v in versions.items()}}
+
+    return {**C.machine(), "datasketch": datasketch.__version__, "duckdb": duckdb.__version__}
 
 
 # ---------------------------------------------------------------- synthetic ground truth

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
@@ -39,6 +40,29 @@ def demo_copy(built_demo, tmp_path):
     copy = tmp_path / "home"
     shutil.copytree(home, copy, ignore=shutil.ignore_patterns("dagster_home"))
     return copy
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small CPU matmuls gain nothing from threads, and contended intra-op threads slow them badly."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_home(root: Path, pool_texts: list[str], targets: dict[str, str]) -> Path:
+    """A data root with one shard ``s1`` and one single-example target per entry."""
+    import polars as pl
+
+    (root / "pool").mkdir(parents=True)
+    pl.DataFrame({"text": pool_texts}).write_parquet(root / "pool" / "s1.parquet")
+    for name, text in targets.items():
+        (root / "targets" / name).mkdir(parents=True)
+        (root / "targets" / name / "t.jsonl").write_text(json.dumps({"text": text}) + "\n")
+    return root
 
 
 def requires_shared(path: Path) -> Path:

@@ -1,8 +1,8 @@
 """Eager automation carries work downstream of the sensors' runs, one stage at a time."""
 
 import dagster as dg
-import polars as pl
 import pytest
+from conftest import tiny_home
 
 from nag_assets.definitions import build_definitions
 
@@ -16,11 +16,8 @@ def requested(defs, result):
 
 
 def test_new_shard_and_target_flow_downstream_without_waiting_on_external_inputs(tmp_path):
-    home = tmp_path / "home"
-    (home / "pool").mkdir(parents=True)
-    pl.DataFrame({"text": ["Add 2 and 3 to get 5.", "The tenant shall pay rent monthly."]}).write_parquet(home / "pool" / "s1.parquet")
-    (home / "targets" / "math").mkdir(parents=True)
-    (home / "targets" / "math" / "t.jsonl").write_text('{"text": "Add 4 and 4 to get 8."}\n')
+    home = tiny_home(tmp_path / "home", ["Add 2 and 3 to get 5.", "The tenant shall pay rent monthly."],
+                     {"math": "Add 4 and 4 to get 8."})
     defs = build_definitions(home, "cpu")
     instance = dg.DagsterInstance.ephemeral()
     for name, keys in (("shards", ["s1"]), ("models", ["minilm-l6"]), ("targets", ["math"])):

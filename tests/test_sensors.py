@@ -7,6 +7,7 @@ import time
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import tiny_home
 
 from nag_assets.definitions import build_definitions
 from resources import NagHomeResource
@@ -24,12 +25,7 @@ def apply(instance, result):
 
 @pytest.fixture
 def home(tmp_path):
-    root = tmp_path / "home"
-    (root / "pool").mkdir(parents=True)
-    pl.DataFrame({"text": ["a b c", "d e f"]}).write_parquet(root / "pool" / "s1.parquet")
-    (root / "targets" / "t1").mkdir(parents=True)
-    (root / "targets" / "t1" / "x.jsonl").write_text('{"text": "target text"}\n')
-    return root
+    return tiny_home(tmp_path / "home", ["a b c", "d e f"], {"t1": "target text"})
 
 
 def test_pool_sensor_adds_partitions_and_never_skips_or_repeats(home):
@@ -68,7 +64,7 @@ def test_target_sensor_requests_target_chain_for_every_model(home):
     assert added == {"targets": ["t1"], "models": ["minilm-l6"]}
     run_key = result.run_requests[0].run_key
 
-    (home / "targets" / "t1" / "x.jsonl").write_text('{"text": "edited target text"}\n')
+    (home / "targets" / "t1" / "t.jsonl").write_text('{"text": "edited target text"}\n')
     changed = target_sensor(ctx(instance, home, result.cursor))
     assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != run_key
 
