@@ -8,6 +8,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -63,6 +64,19 @@ def tiny_home(root: Path, pool_texts: list[str], targets: dict[str, str]) -> Pat
         (root / "targets" / name).mkdir(parents=True)
         (root / "targets" / name / "t.jsonl").write_text(json.dumps({"text": text}) + "\n")
     return root
+
+
+def assert_same_topk(a_idx, a_val, b_idx, b_val, where: str, tol: float = 1e-5) -> None:
+    """Two extractions of one document agree: values close, indices equal except where two
+    neurons' impacts tie to within float rounding (batched matmuls round differently)."""
+    np.testing.assert_allclose(a_val, b_val, rtol=tol, atol=tol, err_msg=where)
+    for layer in range(a_idx.shape[0]):
+        ai, bi = a_idx[layer].tolist(), b_idx[layer].tolist()
+        for p in np.flatnonzero(a_idx[layer] != b_idx[layer]):
+            # a swap inside the top-K, or the K-th place taken by a neuron tied with it
+            other = b_val[layer, bi.index(ai[p])] if ai[p] in bi else b_val[layer, -1]
+            assert abs(a_val[layer, p] - other) <= tol * (1 + abs(other)), (
+                f"{where}: layer {layer} indices {ai} != {bi} beyond a tie")
 
 
 def requires_shared(path: Path) -> Path:

@@ -19,6 +19,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_topk
 from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 from transformers import (GPT2Config, GPT2Model, LlamaConfig, LlamaModel, PreTrainedTokenizerFast, Qwen3Config,
                           Qwen3Model, T5Config, T5EncoderModel)
@@ -212,18 +213,6 @@ def assert_matches_reference(idx: np.ndarray, vals: np.ndarray, impacts: np.ndar
             gap = np.abs(impacts[layer, idx[layer][diff].astype(np.int64)] - impacts[layer, ref_idx[layer][diff]])
             assert gap.max() < 1e-6, f"{where}: layer {layer} indices {idx[layer]} != reference {ref_idx[layer]}"
 
-
-def assert_same_topk(a_idx, a_val, b_idx, b_val, where: str, tol: float = 1e-5) -> None:
-    """Two extractions of one document agree: values close, indices equal except where two
-    neurons' impacts tie to within float rounding (batched matmuls round differently)."""
-    np.testing.assert_allclose(a_val, b_val, rtol=tol, atol=tol, err_msg=where)
-    for layer in range(a_idx.shape[0]):
-        ai, bi = a_idx[layer].tolist(), b_idx[layer].tolist()
-        for p in np.flatnonzero(a_idx[layer] != b_idx[layer]):
-            # a swap inside the top-K, or the K-th place taken by a neuron tied with it
-            other = b_val[layer, bi.index(ai[p])] if ai[p] in bi else b_val[layer, -1]
-            assert abs(a_val[layer, p] - other) <= tol * (1 + abs(other)), (
-                f"{where}: layer {layer} indices {ai} != {bi} beyond a tie")
 
 
 # ----------------------------------------------------------------------------- tests

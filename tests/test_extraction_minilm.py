@@ -19,6 +19,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_topk
 
 from nag_core.extraction import Extractor
 from nag_core.features import export_jsonl, import_jsonl, read_cache, read_meta, write_cache
@@ -95,18 +96,6 @@ def reference_impacts(model, tokenizer, text: str, neuron_type: str) -> np.ndarr
         rows.append(out.abs().mean(dim=0))
     return torch.stack(rows).numpy()
 
-
-def assert_same_topk(a_idx, a_val, b_idx, b_val, where: str, tol: float = 1e-5) -> None:
-    """Two extractions of one document agree: values close, indices equal except where two
-    neurons' impacts tie to within float rounding (batched matmuls round differently)."""
-    np.testing.assert_allclose(a_val, b_val, rtol=tol, atol=tol, err_msg=where)
-    for layer in range(a_idx.shape[0]):
-        ai, bi = a_idx[layer].tolist(), b_idx[layer].tolist()
-        for p in np.flatnonzero(a_idx[layer] != b_idx[layer]):
-            # a swap inside the top-K, or the K-th place taken by a neuron tied with it
-            other = b_val[layer, bi.index(ai[p])] if ai[p] in bi else b_val[layer, -1]
-            assert abs(a_val[layer, p] - other) <= tol * (1 + abs(other)), (
-                f"{where}: layer {layer} indices {ai} != {bi} beyond a tie")
 
 
 def test_tokenisation_has_no_special_tokens_and_truncates(loaded, extractor):
