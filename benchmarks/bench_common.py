@@ -44,7 +44,7 @@ POOL = SHARED / "pool" / "mixed_pool_dev.parquet"
 OUT = ROOT / "benchmarks" / "out"
 CACHE = OUT / "cache"
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("random", "dsir", "bm25", "embedding", "nag")
+METHODS = ("random", "dsir", "bm25", "embedding", "nag", "nag_contrastive")
 MEDICAL = ("anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine")
 LAW = ("professional_law", "international_law", "jurisprudence")
 _T = SHARED / "targets"
@@ -54,8 +54,24 @@ DEFAULT_TARGETS = (
     f"mmlu_law={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:legal:subject={','.join(LAW)}",
     f"humaneval={_T / 'humaneval' / 'HumanEval.jsonl.gz'}:code",
 )
+# Recipe-selection targets: MMLU-redux subjects disjoint from every default target above,
+# mapped to the pool domain they should retrieve. ``bench_recipes.py`` chooses the NAG
+# recipe on these, so the reported targets never influence it.
+DEV_TARGETS = (
+    f"dev_math={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:math:subject=elementary_mathematics,"
+    "high_school_mathematics,college_mathematics,high_school_statistics",
+    f"dev_biology={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:biomedical:subject=college_biology,"
+    "high_school_biology,virology,nutrition,human_aging",
+    f"dev_cs={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:code:subject=college_computer_science,"
+    "high_school_computer_science,machine_learning",
+    f"dev_economics={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:finance:subject=professional_accounting,"
+    "high_school_macroeconomics,econometrics,high_school_microeconomics",
+    f"dev_government={_T / 'mmlu_redux' / 'mmlu_redux_all.jsonl'}:legal:subject=high_school_government_and_politics,"
+    "us_foreign_policy,security_studies",
+)
 SPLIT_SEED = 0
 MAX_LENGTH, TOP_K, NEURON_TYPE, BATCH = 120, 20, "fwd_up", 32
+CACHED_TOP_K = 400  # features are extracted once at this K; any smaller K is a prefix (top-K is sorted)
 
 
 # ---------------------------------------------------------------- machine
@@ -87,6 +103,17 @@ def machine_line(m: dict[str, str]) -> str:
             f"{m['ram']} RAM, {m['os']}. Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
             f"numpy {m['numpy']}, polars {m['polars']}. Load average (1/5/15 min) when written: {m['load']} "
             "(the machine is shared; wall times above about 0.5 load include waiting for the cores).")
+
+
+def write_report(out: Path, name: str, md: list[str]) -> int:
+    """Write one benchmark's Markdown (lines) to ``out/name``, echo it, and return the exit status 0."""
+    text = "\n".join(md)
+    tmp = out / f".{name}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out / name)
+    print(text)
+    print(f"wrote {out / name}")
+    return 0
 
 
 # ---------------------------------------------------------------- targets
@@ -184,7 +211,7 @@ def load_pool(path: Path, label_column: str, smoke: bool, per_domain: int = 8) -
 # ---------------------------------------------------------------- model + cached features
 
 class Models:
-    """The default MiniLM, loaded once, with its NAG extractor."""
+    """The default MiniLM, loaded once, with its NAG extractor (at ``CACHED_TOP_K``)."""
 
     def __init__(self):
         from nag_core.models import default_model_path, load_model, model_ref
@@ -192,11 +219,12 @@ class Models:
 
         self.ref = model_ref(DEFAULT_MODEL_NAME, default_model_path())
         self.model, self.tokenizer = load_model(self.ref, "cpu")
-        self.extractor = nag.extractor(self.model, self.tokenizer, neuron_type=NEURON_TYPE, top_k=TOP_K,
+        self.extractor = nag.extractor(self.model, self.tokenizer, neuron_type=NEURON_TYPE, top_k=CACHED_TOP_K,
                                        max_length=MAX_LENGTH, batch_size=BATCH)
         self.width = self.extractor.width(NEURON_TYPE)
 
     def nag_indices(self, texts: list[str]) -> np.ndarray:
+        """(n, L, CACHED_TOP_K) indices, most impactful first: ``[..., :K]`` is the top-K NAG."""
         return nag.nag_features(texts, self.extractor)
 
     def embeddings(self, texts: list[str]) -> np.ndarray:
@@ -205,7 +233,8 @@ class Models:
 
 def cached(kind: str, texts: list[str], models: Models, compute, log=print) -> tuple[np.ndarray, float]:
     """Features of ``texts`` from the cache, or computed and stored; returns (array, seconds to compute)."""
-    key = digest(kind, models.ref.fingerprint, MAX_LENGTH, TOP_K, NEURON_TYPE, digest(texts, length=32), length=16)
+    nag_settings = (CACHED_TOP_K, NEURON_TYPE) if kind.startswith("nag") else ()
+    key = digest(kind, models.ref.fingerprint, MAX_LENGTH, *nag_settings, digest(texts, length=32), length=16)
     CACHE.mkdir(parents=True, exist_ok=True)
     arr, meta = CACHE / f"{kind}_{key}.npy", CACHE / f"{kind}_{key}.json"
     if arr.exists() and meta.exists():
@@ -249,8 +278,10 @@ def score_all(pool_texts: list[str], feats: PoolFeatures, target: Target, models
             s = bm25.score(pool_texts, target.profile)
         elif m == "embedding":
             s = embedding.cosine_to_centroid(feats.emb, models.embeddings(target.profile))
-        elif m == "nag":
-            s = nag.score_from_indices(feats.nag, models.nag_indices(target.profile), models.width)
+        elif m in ("nag", "nag_contrastive"):
+            k, profile = (TOP_K, "frequency") if m == "nag" else (nag.CONTRASTIVE_TOP_K, "contrastive")
+            target_idx = models.nag_indices(target.profile)
+            s = nag.score_from_indices(feats.nag[..., :k], target_idx[..., :k], models.width, profile=profile)
         else:
             raise SystemExit(f"unknown method {m!r}")
         scores[m], seconds[m] = s, time.perf_counter() - t

@@ -404,11 +404,7 @@ def main() -> int:
           "star), so it skips pairs the other members would form with third documents; their cluster is the same.", "",
           f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     plot(points, settings, out / "dedup_s_curve.png")
-    text = "\n".join(md)
-    (out / "dedup.md").write_text(text, encoding="utf-8")
-    print(text)
-    print(f"wrote {out / 'dedup.md'} and {out / 'dedup_s_curve.png'}")
-    return 0
+    return C.write_report(out, "dedup.md", md)
 
 
 if __name__ == "__main__":

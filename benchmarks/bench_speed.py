@@ -407,11 +407,7 @@ def main() -> int:
           f"repeated); extraction tokenises {extraction.TOKENIZE_BLOCK:,} documents at a time, so only the output arrays "
           "grow with the pool. Scoring rows use synthetic MiniLM-shaped indices at 1x/4x/16x the pool.", "",
           f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
-    text = "\n".join(md)
-    (out / "speed.md").write_text(text, encoding="utf-8")
-    print(text)
-    print(f"wrote {out / 'speed.md'}")
-    return 0
+    return C.write_report(out, "speed.md", md)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python benchmarks/run_all.py [--smoke] [--only retrieval speed ...] [--assemble-only]
 
-Runs ``bench_retrieval.py``, ``bench_speed.py``, ``bench_proxy.py`` and, when present,
-``bench_dedup.py``, one after another in subprocesses (never in parallel: they time
+Runs ``bench_recipes.py``, ``bench_retrieval.py``, ``bench_speed.py``, ``bench_proxy.py``,
+``bench_dedup.py`` and ``bench_incremental.py``, one after another in subprocesses (never in parallel: they time
 themselves on the same cores). Each writes its Markdown to the results folder; this
 script then writes ``BENCHMARKS.md`` at the repository root with the machine, the date,
 each benchmark's wall time and exit status, and every results file.
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as C  # noqa: E402
 
 BENCHES = {  # name -> (script, results file)
+    "recipes": ("bench_recipes.py", "recipes.md"),
     "retrieval": ("bench_retrieval.py", "retrieval.md"),
     "speed": ("bench_speed.py", "speed.md"),
     "proxy": ("bench_proxy.py", "proxy.md"),
@@ -38,8 +39,6 @@ HERE = Path(__file__).resolve().parent
 
 def run(name: str, smoke: bool, out: Path) -> dict:
     script = HERE / BENCHES[name][0]
-    if not script.exists():
-        return {"name": name, "status": "absent", "seconds": 0.0}
     cmd = [sys.executable, str(script), "--out", str(out)] + (["--smoke"] if smoke else [])
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     logs = out if smoke else C.OUT / "logs"
@@ -78,7 +77,7 @@ def assemble(out: Path, runs: dict, smoke: bool) -> Path:
     for name, (_, file) in BENCHES.items():
         r = runs.get(name)
         status = r["status"] if r else ("not run this time" if (out / file).exists() else "no results")
-        secs = f"{r['seconds']:.0f}" if r and r["status"] != "absent" else "-"
+        secs = f"{r['seconds']:.0f}" if r else "-"
         lines.append(f"| {name} | `{file}` | {status} | {secs} |")
     lines.append("")
     for name, (_, file) in BENCHES.items():
@@ -103,9 +102,7 @@ def main() -> int:
     if not args.assemble_only:
         started = time.perf_counter()
         for name in args.only or list(BENCHES):
-            r = run(name, args.smoke, out)
-            if r["status"] != "absent":
-                runs[name] = r
+            runs[name] = run(name, args.smoke, out)
         record.write_text(json.dumps(runs, indent=1))
         print(f"all benchmarks: {time.perf_counter() - started:.0f} s")
     path = assemble(out, runs, args.smoke)

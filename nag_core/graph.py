@@ -6,6 +6,18 @@ divided by the total count in that layer, so each layer's weights sum to 1:
     P[l, k] = c[l, k] / sum_j c[l, j],   c[l, k] = #{target docs whose top-K at layer l includes k}
 
 The profile is a dense (L, N) float64 array: N is the layer width, at most 65,536.
+
+The *contrastive* profile (this project's recipe, chosen on dev targets in
+``benchmarks/bench_recipes.py``) divides by how often the pool itself activates a neuron:
+
+    W[l, k] = log( (c[l, k] + a) / (C_t[l] + a N) ) - log( (b[l, k] + a) / (B[l] + a N) )
+
+with b the same counts over the pool's NAGs, C_t and B the layer totals, and a the
+additive smoothing. The frequency profile rewards neurons that fire for *every* kind
+of text (a model's generic, always-large neurons dominate top-K by magnitude); the log
+ratio is a naive-Bayes importance weight, DSIR's idea applied to neuron features
+rather than n-grams, so only neurons that fire *more* for the target than for the
+pool raise a score, and neurons the target never activates lower it.
 """
 
 from __future__ import annotations
@@ -22,6 +34,30 @@ def build_profile(indices: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
     totals = counts.sum(axis=1, keepdims=True)
     weights = np.divide(counts, totals, out=np.zeros((L, width), np.float64), where=totals > 0)
     return counts, weights
+
+
+def neuron_counts(indices: np.ndarray, width: int) -> np.ndarray:
+    """(L, N) int64: for each (layer, neuron), how many of the documents' NAGs contain it.
+
+    Counts add up across shards, so a pool's background is the sum of its shards' counts.
+    """
+    return build_profile(indices, width)[0]
+
+
+def contrastive_profile(target_counts: np.ndarray, pool_counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """(L, N) float64 log ratio of the target's to the pool's smoothed neuron frequencies."""
+    if target_counts.shape != pool_counts.shape:
+        raise ValueError(f"target counts {target_counts.shape} and pool counts {pool_counts.shape} differ in shape: "
+                         "they must come from the same model and neuron type")
+    if smoothing <= 0:
+        raise ValueError(f"smoothing must be positive, got {smoothing}")
+    width = target_counts.shape[1]
+
+    def log_freq(counts: np.ndarray) -> np.ndarray:
+        counts = counts.astype(np.float64)
+        return np.log(counts + smoothing) - np.log(counts.sum(axis=1, keepdims=True) + smoothing * width)
+
+    return log_freq(target_counts) - log_freq(pool_counts)
 
 
 def profile_frame(counts: np.ndarray) -> pl.DataFrame:

@@ -8,18 +8,45 @@ import numpy as np
 import polars as pl
 
 from nag_core.atomic import write_parquet, write_text
-from nag_core.features import read_cache
+from nag_core.features import read_cache, read_meta
 from nag_core.freshness import State, partition_key, split_key
-from nag_core.graph import profile_from_frame
+from nag_core.graph import contrastive_profile, neuron_counts, profile_from_frame
 from nag_core.hashing import digest
 from nag_core.home import MIXTURE
 from nag_core.plots import histogram_png
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
+from nag_core.settings import Settings
 from nag_core.step_result import Log, StepResult, code_version, now, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse, partition_id
 
-SIGNAL = "nag_similarity"
+SIGNALS = {"frequency": "nag_similarity", "contrastive": "nag_contrastive"}
+
+
+def signal_name(settings: Settings) -> str:
+    """The ``signals.signal`` value of the configured profile, so audits can tell recipes apart."""
+    return SIGNALS[settings.profile]
+
+
+def _target_profile(state: State, graph: pl.DataFrame, model: str, nt: str, log: Log) -> np.ndarray:
+    """The (L, N) weights to score with: the target's frequencies, or their log ratio to the pool's.
+
+    The contrastive background is counted over every current shard's cache, so it is
+    one extra read of the caches' indices; the target graph is stored as counts and
+    converted here, so switching recipes never re-extracts or rebuilds graphs.
+    """
+    shards = sorted(state.shards)
+    meta = read_meta(state.home.activation_cache_path(model, shards[0]))
+    weights = profile_from_frame(graph, meta["num_layers"], meta["widths"][nt])
+    if state.settings.profile == "frequency":
+        return weights
+    target_counts = np.zeros(weights.shape, np.int64)
+    target_counts[graph["layer"].to_numpy(), graph["neuron"].to_numpy()] = graph["count"].to_numpy()
+    pool_counts = np.zeros(weights.shape, np.int64)
+    for shard in shards:
+        pool_counts += neuron_counts(read_cache(state.home.activation_cache_path(model, shard), nt)[1], weights.shape[1])
+    log(f"contrastive profile: pool background from {len(shards)} shard(s)")
+    return contrastive_profile(target_counts, pool_counts, state.settings.contrast_smoothing)
 
 
 def influence_scores(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
@@ -30,13 +57,14 @@ def influence_scores(state: State, key: str, run_id: str, log: Log = print) -> S
     wh = Warehouse(state.home.root)
     graph = wh.read("neuron_graphs", [partition_id(p["target"], p["model"])])
     config_hash = state.settings.hash_for("scores")
+    profile = _target_profile(state, graph, p["model"], nt, log)
     frames = []
     for shard in sorted(state.shards):
-        docids, idx, _, meta = read_cache(state.home.activation_cache_path(p["model"], shard), nt)
-        profile = profile_from_frame(graph, meta["num_layers"], meta["widths"][nt])
+        docids, idx, _, _ = read_cache(state.home.activation_cache_path(p["model"], shard), nt)
         frames.append(pl.DataFrame({"docid": docids, "shard": [shard] * len(docids), "value": similarity(idx, profile)}))
     scores = pl.concat(frames).with_columns(
-        pl.lit(SIGNAL).alias("signal"), pl.lit(p["target"]).alias("target"), pl.lit(p["model"]).alias("model"),
+        pl.lit(signal_name(state.settings)).alias("signal"), pl.lit(p["target"]).alias("target"),
+        pl.lit(p["model"]).alias("model"),
         pl.lit("influence_scores").alias("asset"), pl.lit(run_id).alias("run_id"), pl.lit(config_hash).alias("config_hash"),
         pl.lit(code_version("influence_scores")).alias("code_version"),
     ).select("docid", "shard", "signal", "target", "model", "value", "asset", "run_id", "config_hash", "code_version")
@@ -69,11 +97,13 @@ def _write_subset(state: State, name: str, kind: str, model: str, members: pl.Da
     config_hash = digest(settings.hash_for("selection"), settings.hash_for("scores"))
     manifest = {
         "subset": name, "kind": kind, "model": model, "targets": targets, "created_at": now(), "run_id": run_id,
-        "recipe": {"method": "nag", "signal": SIGNAL, "neuron_type": settings.score_neuron_type, "top_k": settings.top_k,
+        "recipe": {"method": "nag", "signal": signal_name(settings), "profile": settings.profile,
+                   "contrast_smoothing": settings.contrast_smoothing if settings.profile == "contrastive" else None,
+                   "neuron_type": settings.score_neuron_type, "top_k": settings.top_k,
                    "max_length": settings.max_length, "budget_fraction": settings.budget_fraction,
                    "rule": "rank by score desc, docid asc; keep prefix with cumulative tokens <= floor(fraction * pool tokens)"
                            + ("; each of M targets gets fraction/M, concatenated" if kind == "mixture" else "")},
-        "signals_used": [{"table": "signals", "signal": SIGNAL, "target": t, "model": model} for t in targets],
+        "signals_used": [{"table": "signals", "signal": signal_name(settings), "target": t, "model": model} for t in targets],
         "inputs": inputs, "settings": settings.as_dict(), "config_hash": config_hash,
         "code_version": code_version("mixture_subset" if kind == "mixture" else "selected_subset"), "versions": versions(),
         "pool_tokens": pool_tokens, "budget_tokens": budget, "selected_tokens": selected_tokens, "documents": members.height,

@@ -18,6 +18,7 @@ from nag_core.errors import NagInputError
 from nag_core.hashing import digest
 from nag_core.minhash import MinHashSettings
 
+PROFILES = ("frequency", "contrastive")
 NEURON_TYPES = ("fwd_up", "fwd_down", "att_q", "att_k", "att_v", "att_o")
 DEFAULT_MODEL_NAME = "minilm-l6"
 
@@ -47,6 +48,8 @@ class Settings:
     max_length: int = 120  # tokens read per document (paper default)
     neuron_types: tuple[str, ...] = ("fwd_up",)  # what the activation cache stores
     score_neuron_type: str = "fwd_up"  # which stored type builds graphs and scores
+    profile: str = "frequency"  # frequency (paper) | contrastive (log ratio to the pool's neuron frequencies)
+    contrast_smoothing: float = 0.5  # additive smoothing of the contrastive profile's counts
     budget_fraction: float = 0.2  # share of pool tokens kept per target (paper r_f)
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda
@@ -68,6 +71,11 @@ class Settings:
             raise bad("neuron_types", f"must be a non-empty list from {list(NEURON_TYPES)}, got {list(self.neuron_types)}")
         if self.score_neuron_type not in self.neuron_types:
             raise bad("score_neuron_type", f"must be one of neuron_types {list(self.neuron_types)}, got {self.score_neuron_type!r}")
+        if self.profile not in PROFILES:
+            raise bad("profile", f"must be one of {list(PROFILES)}, got {self.profile!r}")
+        if isinstance(self.contrast_smoothing, bool) or not isinstance(self.contrast_smoothing, (int, float)) \
+                or not self.contrast_smoothing > 0:
+            raise bad("contrast_smoothing", f"must be a positive number, got {self.contrast_smoothing!r}")
         if not isinstance(self.budget_fraction, (int, float)) or not 0 < self.budget_fraction <= 1:
             raise bad("budget_fraction", f"must be a number in (0, 1], got {self.budget_fraction!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -79,7 +87,7 @@ class Settings:
         "dedup_pool": ("dedup",),
         "activations": ("top_k", "max_length", "neuron_types"),
         "neuron_graph": ("top_k", "max_length", "score_neuron_type"),
-        "scores": ("top_k", "max_length", "score_neuron_type"),
+        "scores": ("top_k", "max_length", "score_neuron_type", "profile", "contrast_smoothing"),
         "selection": ("budget_fraction",),
     }
 

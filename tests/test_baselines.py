@@ -155,10 +155,26 @@ def test_nag_from_indices_matches_the_end_to_end_scorer(minilm):
     np.testing.assert_array_equal(direct, baselines.score("nag", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok))
 
 
+def test_nag_contrastive_scores_against_the_pools_own_neuron_frequencies(minilm):
+    from nag_core.graph import contrastive_profile, neuron_counts
+    from nag_core.scoring import similarity
+
+    model, tok = minilm
+    s = baselines.score("nag_contrastive", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok)
+    assert _separates(s)
+    ex = nag.extractor(model, tok, top_k=nag.CONTRASTIVE_TOP_K)
+    pool_idx, target_idx = nag.nag_features(POOL, ex), nag.nag_features(MEDICAL_TARGETS, ex)
+    width = ex.width("fwd_up")
+    weights = contrastive_profile(neuron_counts(target_idx, width), neuron_counts(pool_idx, width), 0.5)
+    np.testing.assert_array_equal(s, similarity(pool_idx, weights))
+    with pytest.raises(ValueError, match="unknown NAG profile 'tfidf'"):
+        nag.score_from_indices(pool_idx, target_idx, width, profile="tfidf")
+
+
 # ---------------------------------------------------------------- registry
 
 def test_registry_dispatches_and_rejects_unknown_methods():
-    assert set(baselines.SCORERS) == {"random", "dsir", "bm25", "embedding", "nag"}
+    assert set(baselines.SCORERS) == {"random", "dsir", "bm25", "embedding", "nag", "nag_contrastive"}
     np.testing.assert_array_equal(baselines.score("bm25", POOL, MEDICAL_TARGETS), bm25.score(POOL, MEDICAL_TARGETS))
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines.score("tfidf", POOL, MEDICAL_TARGETS)

@@ -19,6 +19,8 @@ def test_all_benchmarks_smoke(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = (out / "BENCHMARKS.md").read_text()
-    for name in ("retrieval", "speed", "proxy", "dedup", "incremental"):
+    for name in ("recipes", "retrieval", "speed", "proxy", "dedup", "incremental"):
         assert f"| {name} | `{name}.md` | ok |" in report, name
-    assert "NAG" in (out / "retrieval.md").read_text()
+    retrieval = (out / "retrieval.md").read_text()
+    assert "| NAG | NAG contrastive |" in retrieval
+    assert "| NAG contrastive, K=50, smoothing 0.5 |" in (out / "recipes.md").read_text()

@@ -120,15 +120,19 @@ def test_target_template_with_unknown_field_says_which(tmp_path):
 def test_settings_defaults_are_the_papers(tmp_path):
     s = load_settings(tmp_path / "absent.yaml")
     assert (s.top_k, s.max_length, s.neuron_types, s.budget_fraction) == (20, 120, ("fwd_up",), 0.2)
+    assert s.profile == "frequency"
 
 
-def test_settings_errors_name_the_setting(tmp_path):
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("top_k: 20\nbudget: 0.3\n", r"unknown setting\(s\) \['budget'\]"),
+    ("budget_fraction: 1.5\n", "budget_fraction"),
+    ("profile: contrast\n", r"nag.yaml: setting 'profile' must be one of \['frequency', 'contrastive'\]"),
+    ("profile: contrastive\ncontrast_smoothing: 0\n", "'contrast_smoothing' must be a positive number, got 0"),
+])
+def test_settings_errors_name_the_setting(tmp_path, yaml_text, message):
     path = tmp_path / "nag.yaml"
-    path.write_text("top_k: 20\nbudget: 0.3\n")
-    with pytest.raises(NagInputError, match=r"unknown setting\(s\) \['budget'\]"):
-        load_settings(path)
-    path.write_text("budget_fraction: 1.5\n")
-    with pytest.raises(NagInputError, match="budget_fraction"):
+    path.write_text(yaml_text)
+    with pytest.raises(NagInputError, match=message):
         load_settings(path)
 
 
@@ -138,3 +142,6 @@ def test_stage_hashes_change_only_with_the_settings_they_read():
     assert base.hash_for("selection") != budget.hash_for("selection")
     assert base.hash_for("activations") != k.hash_for("activations")
     assert base.hash_for("dedup_pool") == k.hash_for("dedup_pool")
+    contrastive = Settings(profile="contrastive")
+    assert base.hash_for("scores") != contrastive.hash_for("scores")
+    assert base.hash_for("neuron_graph") == contrastive.hash_for("neuron_graph")

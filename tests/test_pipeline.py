@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nag_core.demo_corpus import DEMO_TARGET_DOMAINS
-from nag_core.freshness import STAGES, State
+from nag_core.freshness import STAGES, State, partition_key
 from nag_core.home import Home
 from nag_core.warehouse import Warehouse
 from nag_select.runner import run_stale
@@ -126,6 +126,42 @@ def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
     assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}
     sizes = Warehouse(demo_copy).read("subsets")
     assert (sizes["selected_tokens"] <= (sizes["pool_tokens"] * 0.1)).all()
+
+
+def test_contrastive_profile_rescores_without_reextracting(demo_copy):
+    """Switching ``profile`` re-runs scores and subsets only, and the stored values are the log-ratio formula's."""
+    import numpy as np
+
+    from nag_core.checks import scores_valid
+    from nag_core.features import read_cache
+    from nag_core.graph import contrastive_profile, neuron_counts
+
+    (demo_copy / "nag.yaml").write_text("profile: contrastive\ncontrast_smoothing: 0.5\n")
+    report = _run(demo_copy)
+    assert {a for a, _ in report.materialized} == {"influence_scores", "selected_subset", "mixture_subset"}
+    wh = Warehouse(demo_copy)
+    signals = wh.read("signals", ["grade_school_math@minilm-l6"])
+    assert set(signals["signal"].to_list()) == {"nag_contrastive"}
+    home = Home(demo_copy)
+    shards = [read_cache(home.activation_cache_path("minilm-l6", s), "fwd_up") for s in ("shard-000", "shard-001", "shard-002")]
+    width = shards[0][3]["widths"]["fwd_up"]
+    pool_counts = sum(neuron_counts(idx, width) for _, idx, _, _ in shards)
+    target_idx = read_cache(home.target_cache_path("minilm-l6", "grade_school_math"), "fwd_up")[1]
+    weights = contrastive_profile(neuron_counts(target_idx, width), pool_counts, 0.5)
+    expected = {d: float(np.mean([weights[layer, idx[i, layer]].sum() for layer in range(idx.shape[1])]))
+                for docids, idx, _, _ in shards for i, d in enumerate(docids)}
+    stored = dict(zip(signals["docid"].to_list(), signals["value"].to_list(), strict=True))
+    assert stored.keys() <= expected.keys() and len(stored) == 450
+    assert max(abs(stored[d] - expected[d]) for d in stored) < 1e-9
+    assert min(stored.values()) < 0 < max(stored.values())  # log ratios: off-target documents score below zero
+    ok, text, _ = scores_valid(State(home), partition_key("influence_scores", model="minilm-l6", target="grade_school_math"))
+    assert ok and text == "450 contrastive scores; all finite: True"
+    manifest = json.loads((demo_copy / "manifests" / "grade_school_math__minilm-l6.json").read_text())
+    assert manifest["recipe"]["profile"] == "contrastive" and manifest["recipe"]["contrast_smoothing"] == 0.5
+    assert manifest["signals_used"][0]["signal"] == "nag_contrastive"
+    for target, domain in DEMO_TARGET_DOMAINS.items():
+        subset = pl.read_parquet(demo_copy / "subsets" / f"{target}__minilm-l6.parquet")
+        assert subset.filter(pl.col("domain") == domain).height / subset.height >= 0.7, target
 
 
 def test_bad_shard_fails_clearly_and_keeps_stored_data(demo_copy):

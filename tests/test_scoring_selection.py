@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nag_core.graph import build_profile, profile_frame, profile_from_frame, top_neurons
+from nag_core.graph import build_profile, contrastive_profile, neuron_counts, profile_frame, profile_from_frame, top_neurons
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
 
@@ -45,6 +45,49 @@ def test_profile_and_similarity_match_reference_formula():
     # A document made of each layer's most frequent neurons scores above every random one.
     best = np.argsort(-counts, axis=1, kind="stable")[:, :5][None].astype(np.uint16)
     assert similarity(best, weights)[0] > scores.max()
+
+
+def test_contrastive_profile_matches_log_ratio_written_out():
+    rng = np.random.default_rng(2)
+    width, smoothing = 12, 0.5
+    target = rng.integers(0, width, size=(9, 2, 3)).astype(np.uint16)
+    pool = rng.integers(0, width, size=(40, 2, 3)).astype(np.uint16)
+    weights = contrastive_profile(neuron_counts(target, width), neuron_counts(pool, width), smoothing)
+    for layer in range(2):
+        t_counts = [int((target[:, layer] == k).sum()) for k in range(width)]
+        p_counts = [int((pool[:, layer] == k).sum()) for k in range(width)]
+        for k in range(width):
+            expected = (np.log((t_counts[k] + smoothing) / (sum(t_counts) + smoothing * width))
+                        - np.log((p_counts[k] + smoothing) / (sum(p_counts) + smoothing * width)))
+            assert weights[layer, k] == pytest.approx(expected, abs=1e-12)
+    # A target that looks exactly like the pool has nothing to prefer.
+    assert np.allclose(contrastive_profile(neuron_counts(pool, width), neuron_counts(pool, width)), 0.0)
+
+
+def test_contrastive_profile_ignores_neurons_every_document_fires():
+    """Neuron 0 is in every NAG (a generic neuron); neuron 1 marks the target's kind of text.
+
+    The frequency profile scores a generic-only document as high as a target-like one;
+    the contrastive profile ranks the target-like document first.
+    """
+    width = 8
+    target = np.array([[[0, 1]]] * 10, np.uint16)  # (10 docs, 1 layer, K=2)
+    pool = np.array([[[0, 1]]] * 5 + [[[0, k]] for k in (2, 3, 4, 5, 6, 7) for _ in range(5)], np.uint16)
+    docs = np.array([[[0, 1]], [[0, 2]]], np.uint16)  # target-like, generic
+    freq = similarity(docs, build_profile(target, width)[1])
+    contrast = similarity(docs, contrastive_profile(neuron_counts(target, width), neuron_counts(pool, width)))
+    assert freq[0] == pytest.approx(1.0) and freq[1] == pytest.approx(0.5)
+    assert contrast[0] > 0 > contrast[1]
+    assert contrastive_profile(neuron_counts(target, width), neuron_counts(pool, width))[0, 0] == pytest.approx(
+        np.log(10.5 / 24) - np.log(35.5 / 74))
+
+
+def test_contrastive_profile_rejects_mismatched_or_unsmoothed_counts():
+    counts = np.ones((2, 4), np.int64)
+    with pytest.raises(ValueError, match="same model and neuron type"):
+        contrastive_profile(counts, np.ones((2, 5), np.int64))
+    with pytest.raises(ValueError, match="smoothing must be positive"):
+        contrastive_profile(counts, counts, smoothing=0)
 
 
 def test_profile_round_trips_through_its_table_form():

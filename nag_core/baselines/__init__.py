@@ -12,6 +12,8 @@ a budget's worth of documents is the selection. The scorers:
 * ``bm25``: Okapi BM25 of each document against the centroid query of the targets.
 * ``embedding``: cosine of mean-pooled sentence embeddings to the mean target embedding.
 * ``nag``: NAG similarity to the target's neuron profile (paper §2.4).
+* ``nag_contrastive``: NAG with the contrastive profile (log ratio of target to pool
+  neuron frequencies) at K = 200, this project's recipe.
 
 The two model-based scorers also expose their feature step (``embed``, ``nag_features``)
 so a caller can cache pool features and score many targets against them.
@@ -35,6 +37,7 @@ SCORERS: dict[str, Scorer] = {
     "bm25": bm25.score,
     "embedding": embedding.score,
     "nag": nag.score,
+    "nag_contrastive": nag.score_contrastive,
 }
 
 
