@@ -16,6 +16,7 @@ same methods on the same profile examples.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gzip
 import json
@@ -103,6 +104,27 @@ def machine_line(m: dict[str, str]) -> str:
             f"{m['ram']} RAM, {m['os']}. Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, "
             f"numpy {m['numpy']}, polars {m['polars']}. Load average (1/5/15 min) when written: {m['load']} "
             "(the machine is shared; wall times above about 0.5 load include waiting for the cores).")
+
+
+def pool_parser(doc: str, targets_flag: str = "--targets", default_targets: tuple[str, ...] = DEFAULT_TARGETS,
+                smoke_help: str = "8 documents per domain, 8 profile examples (seconds)") -> argparse.ArgumentParser:
+    """The options every benchmark that ranks a labelled pool shares; callers add their own."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--pool", default=str(POOL))
+    ap.add_argument(targets_flag, nargs="+", default=list(default_targets),
+                    help="name=PATH:DOMAIN[:FIELD=V1,V2,...] (field filter e.g. subject=anatomy,virology)")
+    ap.add_argument("--label-column", default="domain")
+    ap.add_argument("--profile-examples", type=int, default=200)
+    ap.add_argument("--out", default=None, help="results folder (default benchmarks/results; smoke: benchmarks/out/smoke)")
+    ap.add_argument("--smoke", action="store_true", help=smoke_help)
+    return ap
+
+
+def results_dir(out: str | None, smoke: bool) -> Path:
+    """Where a benchmark writes: ``--out``, else the committed results, else (smoke) a scratch folder."""
+    path = Path(out) if out else (OUT / "smoke" if smoke else RESULTS)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_report(out: Path, name: str, md: list[str]) -> int:

@@ -101,11 +101,7 @@ def train_eval(train: np.ndarray, evals: np.ndarray, seed: int, a: argparse.Name
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", default=str(C.POOL))
-    ap.add_argument("--targets", nargs="+", default=list(C.DEFAULT_TARGETS))
-    ap.add_argument("--label-column", default="domain")
-    ap.add_argument("--profile-examples", type=int, default=200)
+    ap = C.pool_parser(__doc__, smoke_help="2 seeds, 6 steps of a tiny model on the smoke pool (seconds)")
     ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS)
     ap.add_argument("--budget", default="domain",
                     help="fraction of pool tokens each selection keeps, or 'domain' (default): the matching domain's "
@@ -120,14 +116,11 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-bytes", type=int, default=16_384, help="held-out bytes evaluated per target")
     ap.add_argument("--workers", type=int, default=2, help="training processes (one thread each)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.d_model, a.layers, a.heads, a.ctx, a.batch, a.eval_bytes = 2, 6, 32, 1, 2, 32, 4, 2048
     started = time.perf_counter()
-    out = Path(a.out) if a.out else (C.OUT / "smoke" if a.smoke else C.RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
+    out = C.results_dir(a.out, a.smoke)
 
     pool = C.load_pool(Path(a.pool), a.label_column, a.smoke)
     texts = pool["doc"].to_list()
@@ -210,7 +203,7 @@ def main() -> int:
               (f"**{cell(t, m)}**" if m != "oracle" and np.mean(results[(t.name, m)]) ==
                min(np.mean(results[(t.name, x)]) for x in a.methods) else cell(t, m)) for m in methods) + " |"
             for t in targets],
-          f"| **mean** | " + " | ".join(f"{np.mean([np.mean(results[(t.name, m)]) for t in targets]):.3f}"
+          "| **mean** | " + " | ".join(f"{np.mean([np.mean(results[(t.name, m)]) for t in targets]):.3f}"
                                         for m in methods) + " |", "",
           "Bold: best selection method per row (oracle excluded). The domain-label oracle trains on exactly the matching "
           "domain (a perfect score in the retrieval benchmark); it is not a floor on the loss, since a domain label is "
@@ -237,7 +230,7 @@ def main() -> int:
           "much as the gaps between good selections, which is why the comparison above is paired by seed.",
           "- humaneval: the pool's code domain contains HumanEval prompts + solutions, including the held-out ones, so "
           "a selection that contains them has seen the evaluation text (contamination, as in real pools).",
-          f"- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".", "",
+          "- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".", "",
           f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     return C.write_report(out, "proxy.md", md)
 

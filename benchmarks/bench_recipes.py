@@ -21,7 +21,6 @@ Writes ``recipes.md`` to ``--out`` (default benchmarks/results; ``--smoke``: ben
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -60,17 +59,10 @@ def same_k_lines(recipes: dict[str, dict[str, float]], means: dict[str, float], 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", default=str(C.POOL))
-    ap.add_argument("--dev-targets", nargs="+", default=list(C.DEV_TARGETS))
-    ap.add_argument("--label-column", default="domain")
-    ap.add_argument("--profile-examples", type=int, default=200)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--smoke", action="store_true", help="8 documents per domain, 8 profile examples, K <= 50")
-    a = ap.parse_args()
+    a = C.pool_parser(__doc__, "--dev-targets", C.DEV_TARGETS,
+                      "8 documents per domain, 8 profile examples, K <= 50").parse_args()
     started = time.perf_counter()
-    out = Path(a.out) if a.out else (C.OUT / "smoke" if a.smoke else C.RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
+    out = C.results_dir(a.out, a.smoke)
     ks = tuple(k for k in KS if k <= 50) if a.smoke else KS
 
     pool = C.load_pool(Path(a.pool), a.label_column, a.smoke)

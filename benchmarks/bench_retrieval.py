@@ -22,7 +22,6 @@ Writes ``retrieval.md`` and ``retrieval.png`` to ``--out`` (default benchmarks/r
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -105,19 +104,11 @@ def fmt_row(r: dict, methods: list[str], key: str, prior_key: str | None) -> str
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", default=str(C.POOL))
-    ap.add_argument("--targets", nargs="+", default=list(C.DEFAULT_TARGETS),
-                    help="name=PATH:DOMAIN[:FIELD=V1,V2,...] (field filter e.g. subject=anatomy,virology)")
-    ap.add_argument("--label-column", default="domain")
-    ap.add_argument("--profile-examples", type=int, default=200)
+    ap = C.pool_parser(__doc__)
     ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--smoke", action="store_true", help="8 documents per domain, 8 profile examples (seconds)")
     args = ap.parse_args()
     started = time.perf_counter()
-    out = Path(args.out) if args.out else (C.OUT / "smoke" if args.smoke else C.RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
+    out = C.results_dir(args.out, args.smoke)
     profile_n = 8 if args.smoke else args.profile_examples
 
     pool = C.load_pool(Path(args.pool), args.label_column, args.smoke)
@@ -184,7 +175,7 @@ def main() -> int:
           *[fmt_row(r, methods, "ap", "prior_docs") for r in rows], "",
           "## Where NAG stands", "",
           "Each NAG recipe against the four baselines (random, DSIR, BM25, embedding), doc budget:", "",
-          f"Rows won (doc budget, ties count for each): " + ", ".join(f"{LABELS[m]} {wins[m]}" for m in methods) + ".", "",
+          "Rows won (doc budget, ties count for each): " + ", ".join(f"{LABELS[m]} {wins[m]}" for m in methods) + ".", "",
           *nag_lines, "",
           "Most frequent wrong domains in each method's doc-budget selection:", "",
           f"| target | {heads} |", "|---|" + "---|" * len(methods),
