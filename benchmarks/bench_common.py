@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from nag_core.baselines import bm25, dsir, embedding, nag, random_baseline  # noqa: E402
+from nag_core.signals import bm25, dsir, embedding, nag, random_baseline  # noqa: E402
 from nag_core.hashing import digest  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "eval"

@@ -13,7 +13,7 @@ Grid: the paper's frequency profile and the contrastive profile (log ratio of ta
 pool neuron frequencies, ``nag_core.graph.contrastive_profile``), K in 20..400 (one
 extraction at ``CACHED_TOP_K``; smaller K are prefixes), smoothing 0.5 and 2 for the
 contrastive profile. The baselines are listed for scale. The best dev mean is the
-recipe; ``nag_core.baselines.nag.CONTRASTIVE_TOP_K`` holds its K, and this command
+recipe; ``nag_core.signals.nag.CONTRASTIVE_TOP_K`` holds its K, and this command
 says whether the constant still agrees with the grid.
 
 Writes ``recipes.md`` to ``--out`` (default benchmarks/results; ``--smoke``: benchmarks/out/smoke).
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import bench_common as C  # noqa: E402
-from nag_core.baselines import nag  # noqa: E402
+from nag_core.signals import nag  # noqa: E402
 
 KS = (20, 50, 100, 200, 400)
 SMOOTHING = (0.5, 2.0)

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 import bench_common as C  # noqa: E402
-from nag_core.baselines import nag  # noqa: E402
+from nag_core.signals import nag  # noqa: E402
 from nag_core.selection import select_by_budget  # noqa: E402
 
 LABELS = {"random": "random (seed 0)", "dsir": "DSIR", "bm25": "BM25", "embedding": "embedding", "nag": "NAG",
@@ -188,8 +188,8 @@ def main() -> int:
           f"| target | {heads} |", "|---|" + "---:|" * len(methods),
           *[f"| {r['target']} | " + " | ".join(f"{r[m]['seconds']:.2f}" for m in methods) + " |" for r in rows], "",
           "## Notes", "",
-          "- DSIR score = per-n-gram mean log-ratio (length-normalised; see `nag_core/baselines/dsir.py`); BM25 = mean "
-          "BM25 over the profile examples as queries, i.e. BM25 of the centroid query (`nag_core/baselines/bm25.py`); "
+          "- DSIR score = per-n-gram mean log-ratio (length-normalised; see `nag_core/signals/dsir.py`); BM25 = mean "
+          "BM25 over the profile examples as queries, i.e. BM25 of the centroid query (`nag_core/signals/bm25.py`); "
           "embedding = cosine of mean-pooled MiniLM embeddings to the mean target embedding.",
           f"- Both NAG rows read one extraction at K={C.CACHED_TOP_K} (top-K indices are sorted by impact, so "
           "the first K columns are the top-K NAG).",

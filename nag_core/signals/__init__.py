@@ -1,4 +1,4 @@
-"""Baseline data-selection scorers, for comparing NAG with in the same run.
+"""Data-selection signals: one interface for every scorer, lexical or model-based.
 
 Every scorer has one interface::
 
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from nag_core.baselines import bm25, dsir, embedding, nag, random_baseline
+from nag_core.signals import bm25, dsir, embedding, nag, random_baseline
 
 Scorer = Callable[..., np.ndarray]
 

@@ -13,9 +13,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from nag_core import baselines
-from nag_core.baselines import bm25, dsir, embedding, nag, random_baseline
-from nag_core.baselines.ngrams import Hasher, ngrams, tokens
+from nag_core import signals
+from nag_core.signals import bm25, dsir, embedding, nag, random_baseline
+from nag_core.signals.ngrams import Hasher, ngrams, tokens
 
 MEDICAL_TARGETS = [
     "A 45-year-old patient presents with chest pain and shortness of breath. Which drug is the first-line treatment?",
@@ -44,7 +44,7 @@ def _separates(scores: np.ndarray) -> bool:
 
 @pytest.fixture(scope="module")
 def minilm():
-    from nag_core.baselines._model import default_model
+    from nag_core.signals._model import default_model
 
     return default_model("cpu")
 
@@ -152,7 +152,7 @@ def test_nag_from_indices_matches_the_end_to_end_scorer(minilm):
     model, tok = minilm
     ex = nag.extractor(model, tok)
     direct = nag.score_from_indices(nag.nag_features(POOL, ex), nag.nag_features(MEDICAL_TARGETS, ex), ex.width("fwd_up"))
-    np.testing.assert_array_equal(direct, baselines.score("nag", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok))
+    np.testing.assert_array_equal(direct, signals.score("nag", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok))
 
 
 def test_nag_contrastive_scores_against_the_pools_own_neuron_frequencies(minilm):
@@ -160,7 +160,7 @@ def test_nag_contrastive_scores_against_the_pools_own_neuron_frequencies(minilm)
     from nag_core.scoring import similarity
 
     model, tok = minilm
-    s = baselines.score("nag_contrastive", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok)
+    s = signals.score("nag_contrastive", POOL, MEDICAL_TARGETS, model=model, tokenizer=tok)
     assert _separates(s)
     ex = nag.extractor(model, tok, top_k=nag.CONTRASTIVE_TOP_K)
     pool_idx, target_idx = nag.nag_features(POOL, ex), nag.nag_features(MEDICAL_TARGETS, ex)
@@ -174,10 +174,10 @@ def test_nag_contrastive_scores_against_the_pools_own_neuron_frequencies(minilm)
 # ---------------------------------------------------------------- registry
 
 def test_registry_dispatches_and_rejects_unknown_methods():
-    assert set(baselines.SCORERS) == {"random", "dsir", "bm25", "embedding", "nag", "nag_contrastive"}
-    np.testing.assert_array_equal(baselines.score("bm25", POOL, MEDICAL_TARGETS), bm25.score(POOL, MEDICAL_TARGETS))
+    assert set(signals.SCORERS) == {"random", "dsir", "bm25", "embedding", "nag", "nag_contrastive"}
+    np.testing.assert_array_equal(signals.score("bm25", POOL, MEDICAL_TARGETS), bm25.score(POOL, MEDICAL_TARGETS))
     with pytest.raises(ValueError, match="unknown baseline"):
-        baselines.score("tfidf", POOL, MEDICAL_TARGETS)
+        signals.score("tfidf", POOL, MEDICAL_TARGETS)
     for method in ("dsir", "bm25"):
         with pytest.raises(ValueError, match="at least one target"):
-            baselines.score(method, POOL, [])
+            signals.score(method, POOL, [])

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nag_core.baselines.ngrams import Hasher
+from nag_core.signals.ngrams import Hasher
 
 DEFAULT_BUCKETS = 10_000
 

@@ -67,7 +67,7 @@ def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, model=None,
     if not target_texts:
         raise ValueError("embedding needs at least one target text")
     if model is None or tokenizer is None:
-        from nag_core.baselines._model import default_model
+        from nag_core.signals._model import default_model
 
         model, tokenizer = default_model()
     kw = dict(max_length=max_length, batch_size=batch_size)

@@ -1,4 +1,4 @@
-"""Word tokenisation and stable n-gram hashing shared by the lexical baselines.
+"""Word tokenisation and stable n-gram hashing shared by the lexical signals.
 
 Tokens are lower-cased runs of word characters or of other non-space characters,
 like NLTK's ``wordpunct_tokenize`` that DSIR uses: ``"x += 1;"`` -> ``x``, ``+=``, ``1``, ``;``.

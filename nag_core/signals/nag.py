@@ -1,4 +1,4 @@
-"""NAG as a scorer with the baselines' interface: extraction, profile, similarity.
+"""NAG as a scorer with the signals' interface: extraction, profile, similarity.
 
 The pipeline's own pieces, composed: ``Extractor`` keeps each text's top-K neurons per
 layer (default ``fwd_up``, K = 20, ``max_length`` = 120, paper defaults),
@@ -56,7 +56,7 @@ def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, model=None,
     if not target_texts:
         raise ValueError("nag needs at least one target text")
     if model is None or tokenizer is None:
-        from nag_core.baselines._model import default_model
+        from nag_core.signals._model import default_model
 
         model, tokenizer = default_model()
     ex = extractor(model, tokenizer, neuron_type=neuron_type, top_k=top_k, max_length=max_length,
