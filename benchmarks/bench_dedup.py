@@ -1,6 +1,6 @@
 """Benchmark MinHash near-dedup: recall vs the S-curve, precision, real pairs, throughput.
 
-    python benchmarks/bench_dedup.py [--out benchmarks/results] [--smoke]
+    python benchmarks/bench_dedup.py [--out benchmarks/results] [--smoke] [--memory-sizes 100000,400000,1000000]
 
 Writes ``<out>/dedup.md`` and ``<out>/dedup_s_curve.png``. Data comes from ``../shared``
 (relative to the repository root); without it the benchmark says so and exits 0.
@@ -15,6 +15,10 @@ Writes ``<out>/dedup.md`` and ``<out>/dedup_s_curve.png``. Data comes from ``../
   ``nag_core.near_dedup.dedup`` vs plain datasketch (``MinHash.update`` per shingle,
   ``MinHashLSH`` insert + query per document, same banding, same exact check, same
   keep rule), with the disagreement of their duplicate decisions.
+* Short texts (``dedup_short_texts.py``): the old rule (5-grams at every length) vs the
+  short-text rule on seeded code and prose pairs, per word-set Jaccard and length bin.
+* Memory (``dedup_memory.py``): peak RSS of one new shard's dedup against N earlier kept
+  documents, the old in-memory path vs ``dedup_pool``'s DuckDB lookups.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import csv
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +42,8 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 import bench_common as C  # noqa: E402
+import dedup_memory  # noqa: E402
+import dedup_short_texts as short  # noqa: E402
 from nag_core.minhash import (MinHashSettings, band_keys, collision_probability, hash_shingles,  # noqa: E402
                               jaccard_sorted, s_curve, shingles, signatures)
 from nag_core.near_dedup import decontaminate, dedup  # noqa: E402
@@ -47,6 +52,7 @@ SHARED = ROOT.parent / "shared" / "data" / "eval"
 POOL = SHARED / "pool" / "mixed_pool_dev.parquet"
 GSM = SHARED / "dedup" / "gsm8k_socratic_pairs"
 CLOUGH = SHARED / "dedup" / "plagiarism_clough"
+HUMANEVAL = SHARED / "targets" / "humaneval" / "HumanEval.jsonl.gz"
 BINS = [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0001]
 BOILERPLATE = (
     "Home About Contact Privacy Policy Terms of Use Subscribe to our newsletter for the latest updates "
@@ -161,8 +167,7 @@ def synthetic_quality(docs: pl.DataFrame, pairs: pl.DataFrame, settings: MinHash
 def worker(kind: str, parquet: str, result: str) -> None:
     docs = pl.read_parquet(parquet)
     settings = MinHashSettings()
-    start_kib = int(next(x for x in Path("/proc/self/status").read_text().splitlines()
-                         if x.startswith("VmHWM")).split()[1]) if Path("/proc/self/status").exists() else 0
+    start_kib = dedup_memory.hwm_kib()
     t0 = time.perf_counter()
     if kind == "ours":
         res = dedup(docs, settings)
@@ -170,7 +175,7 @@ def worker(kind: str, parquet: str, result: str) -> None:
     else:
         removed, n_cand = baseline(docs, settings)
     elapsed = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = dedup_memory.hwm_kib()  # not ru_maxrss: Linux carries the parent's peak over fork + exec into it
     Path(result).write_text(json.dumps({"seconds": elapsed, "peak_rss_mib": peak_kib / 1024,
                                         "peak_growth_mib": (peak_kib - start_kib) / 1024, "removed": removed,
                                         "candidate_pairs": n_cand}))
@@ -319,19 +324,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--smoke", action="store_true", help="tiny run in a few seconds (CI)")
+    ap.add_argument("--memory-sizes", default="100000,400000,1000000",
+                    help="earlier kept documents for the memory section, comma-separated ('' skips it)")
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker)
         return 0
-    if not (POOL.exists() and GSM.exists() and CLOUGH.exists()):
+    if args.memory_worker:
+        dedup_memory.worker(*args.memory_worker)
+        return 0
+    if not (POOL.exists() and GSM.exists() and CLOUGH.exists() and HUMANEVAL.exists()):
         print(f"bench_dedup: skipped, benchmark data not found under {SHARED} (needs ../shared next to the repo)")
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = MinHashSettings()
     started = time.perf_counter()
-    pool = pl.read_parquet(POOL, columns=["docid", "doc"])
+    pool = pl.read_parquet(POOL, columns=["docid", "doc", "domain"])
     if args.smoke:
         pool = pool.sample(n=300, seed=0).sort("docid")
     n_inject = 60 if args.smoke else 1600
@@ -356,6 +367,10 @@ def main() -> int:
     ests = cat["est"].to_list()
     ordered = all(x > y for x, y in zip(ests, ests[1:]))
 
+    short_md = short.report(pool, HUMANEVAL)
+    sizes = [20_000] if args.smoke else [int(x) for x in args.memory_sizes.split(",") if x.strip()]
+    memory_md = dedup_memory.report(__file__, sizes)
+
     m = machine()
     ratio = base["seconds"] / ours["seconds"]
     md = [f"# Near-duplicate removal benchmark{' (smoke)' if args.smoke else ''}", "",
@@ -363,7 +378,8 @@ def main() -> int:
           f"Python {m['python']}, datasketch {m['datasketch']}, polars {m['polars']}, numpy {m['numpy']}, duckdb {m['duckdb']}.",
           "", f"Settings `{settings.name}` (hash `{settings.settings_hash}`): {settings.num_perm} permutations, "
           f"{settings.bands} bands x {settings.rows} rows (implied threshold {settings.threshold:.3f}), "
-          f"{settings.shingle_type} {settings.shingle_size}-grams, normalizer `{settings.normalizer}`, "
+          f"{settings.shingle_type} {settings.shingle_size}-grams (words + word bigrams below "
+          f"{settings.short_text_words} words), normalizer `{settings.normalizer}`, "
           f"exact check at J >= {settings.verify_threshold}, keep rule `{settings.keep_rule}`. "
           f"Hashing: `{settings.hashing_scheme}`.", "",
           "## Synthetic ground truth", "",
@@ -390,8 +406,8 @@ def main() -> int:
           "", f"Ordering cut > light > heavy > non on the estimate: {'holds' if ordered else 'DOES NOT hold'}.", "",
           "## Throughput (end to end, one core each, same documents)", "",
           f"{len(docs)} documents, {mb:.2f} MB of UTF-8 text. Each pipeline runs in its own subprocess with "
-          "POLARS_MAX_THREADS=1; time excludes reading the Parquet file; peak RSS is the subprocess's max RSS "
-          "(ru_maxrss), growth is that peak minus the peak before the pipeline started (imports and data loaded).", "",
+          "POLARS_MAX_THREADS=1; time excludes reading the Parquet file; peak RSS is the subprocess's VmHWM at the "
+          "end, growth is that peak minus the VmHWM before the pipeline started (imports and data loaded).", "",
           "| pipeline | seconds | docs/s per core | MB/s per core | peak RSS (MiB) | peak growth (MiB) | candidate pairs | removed |",
           "|---|---:|---:|---:|---:|---:|---:|---:|",
           *[f"| {name} | {r['seconds']:.2f} | {len(docs) / r['seconds']:.0f} | {mb / r['seconds']:.2f} | "
@@ -402,7 +418,10 @@ def main() -> int:
           + (f" ({', '.join(disagree[:10])})" if disagree else "") + ". Candidate-pair counts may differ: "
           "nag_core bands one representative per group of identical signatures (the others are linked to it by a "
           "star), so it skips pairs the other members would form with third documents; their cluster is the same.", "",
-          f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
+          *short_md,
+          *memory_md,
+          f"Benchmark wall time: {time.perf_counter() - started:.0f} s. The machine's 2 cores were shared with other "
+          "agents' jobs while it ran, so seconds are indicative.", ""]
     plot(points, settings, out / "dedup_s_curve.png")
     return C.write_report(out, "dedup.md", md)
 

@@ -44,13 +44,22 @@ def norm_hash(text: str) -> str:
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:24]
 
 
-def exact_dedup(docs: pl.DataFrame, kept_elsewhere: pl.DataFrame, settings_hash: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split ``docs`` (docid, text, shard) into kept documents and audit rows.
+def with_norm_hash(docs: pl.DataFrame) -> pl.DataFrame:
+    """``docs`` plus its ``norm_hash`` column (computed once, if missing)."""
+    if "norm_hash" in docs.columns:
+        return docs
+    return docs.with_columns(pl.col("text").map_elements(norm_hash, return_dtype=pl.String).alias("norm_hash"))
 
-    ``kept_elsewhere`` holds ``norm_hash, docid`` of documents kept by other shards.
-    Within the shard the lowest docid of each hash group is kept.
+
+def exact_dedup(docs: pl.DataFrame, kept_elsewhere: pl.DataFrame, settings_hash: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``docs`` (docid, text, shard[, norm_hash]) into kept documents and audit rows.
+
+    ``kept_elsewhere`` holds ``norm_hash, docid`` of documents kept by other shards (all of
+    them, or only those whose hash occurs in ``docs``: the result is the same); where a
+    hash has several, the first row wins. Within the shard the lowest docid of each hash
+    group is kept.
     """
-    hashed = docs.with_columns(pl.col("text").map_elements(norm_hash, return_dtype=pl.String).alias("norm_hash"))
+    hashed = with_norm_hash(docs)
     owner_here = (
         hashed.sort("docid").group_by("norm_hash", maintain_order=True)
         .agg(pl.col("docid").first().alias("local_keep"), pl.len().alias("local_size"))

@@ -18,6 +18,38 @@ values of at least one band agree. For a pair with Jaccard similarity ``s``::
     P(candidate | s) = 1 - (1 - s**rows) ** bands
 
 The S-curve crosses 1/2 near the implied threshold ``(1/bands) ** (1/rows)``.
+
+Short texts (``short_text_words``): word n-grams make a small edit expensive in a short
+text. A text of ``w`` words has ``m = w - n + 1`` word n-grams; a k-token edit (isolated
+substitutions) removes about ``k*n`` of them and adds as many, so the shingle Jaccard is::
+
+    J_n(w, k) ~= (m - k*n) / (m + k*n)
+
+With n = 5 a one-token edit keeps ``J_5 >= verify_threshold = 0.8`` only when ``m >= 45``
+(w >= 49 words), a two-token edit only from w >= 94: a 20-word snippet with one changed
+identifier has ``J_5 = (16 - 5) / (16 + 5) = 0.52``, a band candidate with probability
+``P(0.52) = 0.33`` and then rejected by the exact check anyway, although its word-set
+Jaccard is ``(w - k) / (w + k) = 19/21 = 0.90``. So a "word" text of fewer than
+``short_text_words`` words is shingled as its **words plus its word bigrams**: ``2w - 1``
+shingles, of which a k-token edit changes about ``3k`` (the word and its two bigrams)::
+
+    J_12(w, k) ~= (2w - 1 - 3k) / (2w - 1 + 3k)
+
+At the goal's edge, word-set J = 0.9 (k = w/19), this is ``35/41 = 0.85`` >= 0.8: the pair
+passes the exact check and is a candidate with ``P(0.85) = 0.99995``, so recall at word-set
+J >= 0.9 is limited only by edits that cross the length boundary. Words alone would give
+the word-set J itself, but ignore order, and merged code lines made of the same tokens in
+another order; the bigrams make a reordering cost shingles (benchmarks/results/dedup.md).
+The default boundary, 50, is where 5-grams start to survive one edit:
+``(m - n)/(m + n) >= t`` needs ``w >= n(1 + t)/(1 - t) + n - 1 = 49`` for n = 5, t = 0.8.
+From 50 words on the 5-grams stay (datasketch-identical to the plain rule): longer texts
+that share a vocabulary (templates, clause lists) are told apart by word order, and a
+boundary of 100 merged such legal sections of the demo pool. Texts of at most
+``shingle_size`` words stay one whole-text shingle: there a one-token edit gives a word-set
+J of at most 4/6 < 0.8 anyway. A word or bigram has at most one space and a 5-gram has
+four, so a pair straddling the boundary (an insertion or deletion at exactly
+``short_text_words`` words; substitutions keep the length) shares no shingle and is missed.
+``short_text_words: 0`` turns the rule off (the plain n-gram rule at every length).
 """
 
 from __future__ import annotations
@@ -39,6 +71,7 @@ SHINGLE_TYPES = ("word", "char")
 KEEP_RULES = ("lowest_docid", "best_signal")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _MAX32 = np.uint32(0xFFFFFFFF)
+SHORT_TEXT_WORDS = 50  # below this many words, a "word" text is shingled as words + bigrams (module docstring)
 _CHUNK_ROWS = 1 << 15  # shingles per matrix block: 32768 x num_perm x 4 bytes (~16 MB at 128)
 
 
@@ -76,7 +109,9 @@ class MinHashSettings:
     happens with probability >= 0.998 for every J >= 0.8.
 
     Word 5-grams (as in Lee et al. 2022 and datatrove) ignore word order beyond five
-    words and make a one-word edit in an n-word text cost about 5 of n shingles; use
+    words and make a one-word edit in an n-word text cost about 5 of n shingles, so texts
+    of 6 to ``short_text_words - 1`` words (default 50) use their words and word bigrams
+    instead (module docstring: ``J_12(w, k)``); use
     ``shingle_type="char"`` with ``shingle_size`` 5-9 for text without spaces (CJK,
     code-like tokens). A text shorter than one shingle is a single shingle; a text that
     normalises to nothing has no shingles and is never a near-duplicate.
@@ -89,6 +124,7 @@ class MinHashSettings:
     num_perm: int = 120
     shingle_size: int = 5
     shingle_type: str = "word"
+    short_text_words: int = SHORT_TEXT_WORDS
     normalizer: str = "nfkc_casefold_ws_nopunct"
     bands: int = 20
     rows: int = 6
@@ -106,6 +142,9 @@ class MinHashSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, f"must be a positive integer, got {value!r}")
+        value = self.short_text_words
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("short_text_words", f"must be a non-negative integer (0 turns the short-text rule off), got {value!r}")
         if self.bands * self.rows != self.num_perm:
             raise bad("bands", f"times 'rows' must equal 'num_perm': {self.bands} * {self.rows} = "
                       f"{self.bands * self.rows} != {self.num_perm}. Change bands, rows or num_perm.")
@@ -130,9 +169,14 @@ class MinHashSettings:
         return (1.0 / self.bands) ** (1.0 / self.rows)
 
     @property
+    def short_rule_on(self) -> bool:
+        return self.shingle_type == "word" and self.short_text_words > self.shingle_size
+
+    @property
     def name(self) -> str:
-        """Short label, e.g. ``w5_b20r6_s1`` (word 5-grams, 20 bands x 6 rows, seed 1)."""
-        return f"{self.shingle_type[0]}{self.shingle_size}_b{self.bands}r{self.rows}_s{self.seed}"
+        """Short label, e.g. ``w5u50_b20r6_s1``: word 5-grams (words + bigrams below 50 words), 20 bands x 6 rows, seed 1."""
+        short = f"u{self.short_text_words}" if self.short_rule_on else ""
+        return f"{self.shingle_type[0]}{self.shingle_size}{short}_b{self.bands}r{self.rows}_s{self.seed}"
 
     @property
     def hashing_scheme(self) -> str:
@@ -167,6 +211,7 @@ def shingles(text: str, settings: MinHashSettings) -> list[bytes]:
 
     Word shingles are ``" ".join(words[i:i+n])``; they are cut straight out of the
     encoded, space-collapsed text, which gives the same bytes without a join per shingle.
+    Under the short-text rule they are the words, then the word bigrams.
     """
     norm = settings.normalize(text)
     if not norm:
@@ -180,6 +225,9 @@ def shingles(text: str, settings: MinHashSettings) -> list[bytes]:
             out = [norm[i:i + n].encode("utf-8") for i in range(max(len(norm) - n, 0) + 1)]
         return list(dict.fromkeys(out))
     raw = norm.encode("utf-8")
+    if settings.short_rule_on and n < norm.count(" ") + 1 < settings.short_text_words:
+        words = raw.split(b" ")  # words + word bigrams: see SHORT_TEXT_WORDS
+        return list(dict.fromkeys(words + [a + b" " + b for a, b in zip(words, words[1:])]))
     spaces = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 32)
     if len(spaces) + 1 <= n:
         return [raw]

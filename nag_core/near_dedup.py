@@ -31,7 +31,7 @@ is ``exact`` when the raw texts are identical (same ``text_hash``), else ``near`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,12 +76,23 @@ class DedupResult:
 
 
 def band_rows(signature_rows: pl.DataFrame, settings: MinHashSettings) -> pl.DataFrame:
-    """(docid, band, bucket) rows for stored signatures, e.g. to keep an LSH table in DuckDB."""
+    """Stored LSH rows (docid, band, bucket, settings_hash) for signature rows, one per band.
+
+    ``bucket`` holds the 64 bits of :func:`~nag_core.minhash.band_keys` as a signed int64 (a
+    warehouse BIGINT; only equality matters). Documents without shingles are left out:
+    they are never near-duplicates, and their all-``2**32-1`` bands would form one bucket.
+    """
     sigs = _sig_matrix(signature_rows, settings)
-    keys = band_keys(sigs, settings)
-    return pl.DataFrame({"docid": np.repeat(signature_rows["docid"].cast(pl.String).to_numpy(), settings.bands),
-                         "band": np.tile(np.arange(settings.bands, dtype=np.int16), len(sigs)),
-                         "bucket": keys.ravel()})
+    return _band_rows(signature_rows["docid"].cast(pl.String).to_numpy(), sigs, settings)
+
+
+def _band_rows(docids: np.ndarray, sigs: np.ndarray, settings: MinHashSettings) -> pl.DataFrame:
+    live = ~np.all(sigs == np.uint32(0xFFFFFFFF), axis=1)
+    keys = band_keys(sigs[live], settings)
+    return pl.DataFrame({"docid": np.repeat(np.asarray(docids, dtype=object)[live], settings.bands),
+                         "band": np.tile(np.arange(settings.bands, dtype=np.int32), len(keys)),
+                         "bucket": keys.ravel().view(np.int64), "settings_hash": settings.settings_hash},
+                        schema={"docid": pl.String, "band": pl.Int32, "bucket": pl.Int64, "settings_hash": pl.String})
 
 
 # ---------------------------------------------------------------- helpers
@@ -187,13 +198,18 @@ def dedup(docs: pl.DataFrame, settings: MinHashSettings | None = None, signal=No
     return dedup_incremental(docs, None, settings or MinHashSettings(), signal)
 
 
-def dedup_incremental(new_docs: pl.DataFrame, kept_signatures: pl.DataFrame | None,
+def dedup_incremental(new_docs: pl.DataFrame,
+                      kept_signatures: pl.DataFrame | Callable[[pl.DataFrame], pl.DataFrame | None] | None,
                       settings: MinHashSettings, signal=None) -> DedupResult:
     """Near-dedup ``new_docs`` (docid, text|doc, shard[, text_hash]) against earlier kept rows.
 
     ``kept_signatures`` holds :func:`signature_schema` rows returned by earlier calls (all
-    of them concatenated), or None. Returns kept docids, audit rows and the rows to add
-    to the stored signatures.
+    of them concatenated), or None; or, to keep memory bounded by the new batch, a function
+    that receives the new documents' :func:`band_rows` and returns only the earlier rows
+    that share a bucket with one of them. Both give the same result: an earlier document
+    with no bucket in common with a new one is never in a candidate pair, and pairs of two
+    earlier documents are ignored. Returns kept docids, audit rows and the rows to add to
+    the stored signatures.
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -205,7 +221,11 @@ def dedup_incremental(new_docs: pl.DataFrame, kept_signatures: pl.DataFrame | No
     texts = new_docs[text_col].to_list()
     th = (new_docs["text_hash"].to_list() if "text_hash" in new_docs.columns else [text_digest(t) for t in texts])
 
-    old = kept_signatures if kept_signatures is not None else pl.DataFrame(schema=signature_schema(settings))
+    hashes, new_sigs = _prepare(texts, settings)
+    timings["signatures_s"] = time.perf_counter() - t0
+    old = kept_signatures(_band_rows(np.array(docids, dtype=object), new_sigs, settings)) \
+        if callable(kept_signatures) else kept_signatures
+    old = old if old is not None else pl.DataFrame(schema=signature_schema(settings))
     if not old.is_empty():
         bad = old.filter(pl.col("settings_hash") != settings.settings_hash)
         if not bad.is_empty():
@@ -216,8 +236,6 @@ def dedup_incremental(new_docs: pl.DataFrame, kept_signatures: pl.DataFrame | No
         if clash:
             raise NagInputError(f"near-dedup input: {len(clash)} docids were already kept earlier, e.g. {sorted(clash)[:3]}")
     n_old, n_new = len(old), len(docids)
-    hashes, new_sigs = _prepare(texts, settings)
-    timings["signatures_s"] = time.perf_counter() - t0
     sigs = np.vstack([_sig_matrix(old, settings), new_sigs])
     all_ids = old["docid"].to_list() + docids
     all_th = old["text_hash"].to_list() + th

@@ -12,7 +12,7 @@ import pytest
 from nag_core.errors import NagInputError
 from nag_core.minhash import (MinHashSettings, collision_probability, hash_shingles, jaccard_sorted, s_curve,
                               shingles, signatures)
-from nag_core.near_dedup import AUDIT_SCHEMA, decontaminate, dedup, dedup_incremental
+from nag_core.near_dedup import AUDIT_SCHEMA, band_rows, decontaminate, dedup, dedup_incremental
 
 S = MinHashSettings()
 _VOCAB = [f"w{i}" for i in range(20000)]
@@ -51,6 +51,7 @@ def _check_accounting(docs: pl.DataFrame, result, prior: set[str] = frozenset())
 
 @pytest.mark.parametrize("settings", [
     MinHashSettings(),
+    MinHashSettings(short_text_words=0),
     MinHashSettings(num_perm=64, bands=16, rows=4, seed=7),
     MinHashSettings(shingle_type="char", shingle_size=7, normalizer="nfkc_casefold_ws"),
 ])
@@ -67,11 +68,18 @@ def test_signatures_equal_plain_datasketch(settings):
 
 
 def test_word_shingles_are_joined_words():
+    plain = MinHashSettings(short_text_words=0)
     words = S.normalize("The  Quick, brown FOX; jumps over the lazy dog!").split()
     assert words[:3] == ["the", "quick", "brown"]
     expected = list(dict.fromkeys(" ".join(words[i:i + 5]).encode() for i in range(len(words) - 4)))
-    assert shingles("The  Quick, brown FOX; jumps over the lazy dog!", S) == expected
-    assert shingles("two words", S) == [b"two words"]
+    assert shingles("The  Quick, brown FOX; jumps over the lazy dog!", plain) == expected
+    # the default short-text rule: 6-49 words -> words + word bigrams; <= 5 words -> the whole text; >= 50 -> 5-grams
+    bigrams = [f"{a} {b}" for a, b in zip(words, words[1:])]
+    assert shingles("The  Quick, brown FOX; jumps over the lazy dog!", S) == [
+        w.encode() for w in dict.fromkeys(words + bigrams)]
+    assert shingles("two words", S) == shingles("two words", plain) == [b"two words"]
+    long = " ".join(f"w{i}" for i in range(50))
+    assert shingles(long, S) == shingles(long, plain) and len(shingles(long, S)) == 46
     assert shingles(" \n\t", S) == []
 
 
@@ -182,6 +190,25 @@ def test_incremental_never_redecides_kept_docs():
         dedup_incremental(s2, r1.kept_signatures, MinHashSettings(seed=2))
 
 
+def test_incremental_with_a_candidate_lookup_equals_the_full_prior():
+    """A lookup that returns only earlier rows sharing a bucket gives the full prior's answer."""
+    rng = random.Random(10)
+    s1 = _frame([_text(rng) for _ in range(30)], "s1", "z")
+    r1 = dedup_incremental(s1, None, S)
+    s2 = _frame([s1["text"][3], _edit(rng, s1["text"][5], 2), _text(rng), _text(rng)], "s2", "a")
+    seen = {}
+
+    def lookup(bands: pl.DataFrame) -> pl.DataFrame:
+        seen["bands"] = bands
+        stored = band_rows(r1.kept_signatures, S)
+        hits = stored.join(bands.select("band", "bucket"), on=["band", "bucket"], how="semi")["docid"].unique()
+        return r1.kept_signatures.filter(pl.col("docid").is_in(hits.implode()))
+
+    full, bounded = dedup_incremental(s2, r1.kept_signatures, S), dedup_incremental(s2, lookup, S)
+    assert bounded.removed.to_dicts() == full.removed.to_dicts() and bounded.kept_docids == full.kept_docids
+    assert seen["bands"].height == 4 * S.bands and bounded.stats["n_prior_kept"] == 2 < full.stats["n_prior_kept"]
+
+
 def test_decontamination_records_matched_example():
     rng = random.Random(8)
     questions = [_text(rng, 60) for _ in range(5)]
@@ -203,10 +230,14 @@ def test_bands_rows_mismatch_is_clear():
         MinHashSettings(shingle_type="token")
     with pytest.raises(ValueError, match="verify_threshold"):
         MinHashSettings(verify_threshold=0)
+    with pytest.raises(ValueError, match="short_text_words.*non-negative"):
+        MinHashSettings(short_text_words=-1)
 
 
 def test_settings_name_threshold_and_s_curve():
-    assert S.name == "w5_b20r6_s1" and abs(S.threshold - (1 / 20) ** (1 / 6)) < 1e-12
+    assert S.name == "w5u50_b20r6_s1" and MinHashSettings(short_text_words=0).name == "w5_b20r6_s1"
+    assert S.settings_hash != MinHashSettings(short_text_words=100).settings_hash
+    assert abs(S.threshold - (1 / 20) ** (1 / 6)) < 1e-12
     assert collision_probability(0.8, S.bands, S.rows) > 0.99  # defaults catch J >= 0.8
     curve = s_curve(S, 11)
     assert curve[0] == (0.0, 0.0) and curve[-1][1] == 1.0
