@@ -313,3 +313,44 @@ def score_all(pool_texts: list[str], feats: PoolFeatures, target: Target, models
 def rank(scores: np.ndarray) -> np.ndarray:
     """Pool positions by score, highest first; ties keep pool order."""
     return np.lexsort((np.arange(scores.size), -scores))
+
+
+# ---------------------------------------------------------------- recipes over benchmark scores
+
+# Benchmark method -> the pipeline's signal name (``nag_core.signal_families.SIGNALS``).
+SIGNAL_OF_METHOD = {"nag_contrastive": "nag_contrastive", "nag": "nag_frequency", "embedding": "embedding",
+                    "dsir": "dsir", "bm25": "bm25"}
+METHOD_OF_SIGNAL = {s: m for m, s in SIGNAL_OF_METHOD.items()}
+RECOMMENDED_RECIPE = ROOT / "nag_core" / "recipe_library" / "recommended.yaml"
+
+
+def signals_frame(pool: pl.DataFrame, target: str, scores: dict[str, np.ndarray],
+                  quality: dict[str, np.ndarray] | None = None) -> pl.DataFrame:
+    """The warehouse ``signals`` table's shape (docid, signal, target, value) from benchmark scores, so that
+    ``nag_core.recipe_ops.run_recipe`` ranks the benchmark pool exactly as the pipeline would."""
+    docid = pool["docid"].cast(pl.String)
+    parts = [pl.DataFrame({"docid": docid, "signal": SIGNAL_OF_METHOD[m], "target": target,
+                           "value": np.asarray(v, np.float64)}) for m, v in scores.items() if m in SIGNAL_OF_METHOD]
+    parts += [pl.DataFrame({"docid": docid, "signal": s, "target": target, "value": np.asarray(v, np.float64)})
+              for s, v in (quality or {}).items()]
+    return pl.concat(parts)
+
+
+def recipe_scores(recipe, pool: pl.DataFrame, target: str, scores: dict[str, np.ndarray],
+                  quality: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The recipe's fused score F_t(d) = sum_s w_s * norm_s,t(d) per pool row (pool order), computed by
+    ``run_recipe`` itself; a document a filter removed gets -inf so it ranks last."""
+    from nag_core.recipe_ops import run_recipe
+
+    frame = pool.select(pl.col("docid").cast(pl.String), "token_num")
+    result = run_recipe(recipe, [target], frame, signals_frame(pool, target, scores, quality))
+    fused = (frame.select("docid").join(result.decisions.filter(pl.col("target") == target).select("docid", "fused"),
+                                        on="docid", how="left", maintain_order="left")["fused"])
+    return fused.fill_null(-np.inf).to_numpy().astype(np.float64)
+
+
+def write_json(path: Path, data) -> None:
+    """Rewrite ``path`` atomically, so a reader (or an interrupted run) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path)

@@ -15,7 +15,9 @@ matching domain's own documents under the same budget: what a perfect *retrieval
 gets. It is not a floor on the loss: a domain label is not the target's text (PubMedQA
 passages are not MMLU exam questions), and a selection can fit the target better.
 
-Writes ``proxy.md`` to ``--out`` (default benchmarks/results; ``--smoke``: benchmarks/out/smoke).
+Writes ``proxy.md`` (``--name``) and per-seed losses in ``proxy.json`` to ``--out`` (default
+benchmarks/results; ``--smoke``: benchmarks/out/smoke). ``--methods ... recipe`` adds the fused score
+of ``--recipe`` (default ``nag_core/recipe_library/recommended.yaml``), compared paired by seed with each method.
 """
 
 from __future__ import annotations
@@ -36,54 +38,21 @@ import torch  # noqa: E402
 
 import bench_common as C  # noqa: E402
 from nag_core.selection import select_by_budget  # noqa: E402
+from nag_core.signals.causal_lm import as_bytes, tiny_gpt, train_on_bytes  # noqa: E402
 
 LABELS = {"random": "random", "dsir": "DSIR", "bm25": "BM25", "embedding": "embedding", "nag": "NAG",
-          "nag_contrastive": "NAG contrastive", "oracle": "domain-label oracle"}
+          "nag_contrastive": "NAG contrastive", "recipe": "recipe", "oracle": "domain-label oracle"}
 NAG_METHODS = ("nag", "nag_contrastive")
-SEP = b"\n\n"
 
 
 def _init_worker() -> None:
     torch.set_num_threads(1)  # small models: two 1-thread processes beat one 2-thread process
 
 
-def tiny_gpt(d: int, layers: int, heads: int, ctx: int):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = GPT2Config(vocab_size=256, n_positions=ctx, n_embd=d, n_layer=layers, n_head=heads,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=10, eos_token_id=10)
-    return GPT2LMHeadModel(cfg)
-
-
-def as_bytes(texts: list[str]) -> np.ndarray:
-    return np.frombuffer(SEP.join(t.encode("utf-8") for t in texts), dtype=np.uint8)
-
-
 def train_eval(train: np.ndarray, evals: np.ndarray, seed: int, a: argparse.Namespace) -> float:
     """Bits per byte on ``evals`` after training from scratch on random windows of ``train``."""
-    torch.manual_seed(seed)
-    model = tiny_gpt(a.d_model, a.layers, a.heads, a.ctx)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.95))
-    warm = max(1, a.steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.steps))))
-    rng = np.random.default_rng(seed)
-    data = torch.from_numpy(train.astype(np.int64))
-    span = a.ctx + 1
-    if data.numel() < span:  # a tiny selection: repeat it to fill a window
-        data = data.repeat(span // max(1, data.numel()) + 1)
-    model.train()
-    for _ in range(a.steps):
-        starts = rng.integers(0, data.numel() - span + 1, size=a.batch)
-        x = torch.stack([data[s: s + span] for s in starts])
-        logits = model(input_ids=x[:, :-1]).logits  # position t predicts byte t + 1
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), x[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-    model.eval()
+    model = train_on_bytes(train, seed=seed, steps=a.steps, d_model=a.d_model, layers=a.layers, heads=a.heads,
+                           context=a.ctx, batch_size=a.batch, lr=a.lr)
     ev = torch.from_numpy(evals.astype(np.int64))
     n_win = max(1, (ev.numel() - 1) // a.ctx)
     total, count = 0.0, 0
@@ -102,7 +71,12 @@ def train_eval(train: np.ndarray, evals: np.ndarray, seed: int, a: argparse.Name
 
 def main() -> int:
     ap = C.pool_parser(__doc__, smoke_help="2 seeds, 6 steps of a tiny model on the smoke pool (seconds)")
-    ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS)
+    ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS + ("recipe",),
+                    help="'recipe': the fused score of --recipe, computed by nag_core.recipe_ops.run_recipe")
+    ap.add_argument("--recipe", type=Path, default=C.RECOMMENDED_RECIPE, help="recipe YAML for the 'recipe' method")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the domain-label oracle (saves its trainings)")
+    ap.add_argument("--name", default="proxy", help="report name: writes NAME.md, and NAME.json with per-seed losses "
+                    "(rewritten as trainings finish, so an interrupted run keeps what it finished)")
     ap.add_argument("--budget", default="domain",
                     help="fraction of pool tokens each selection keeps, or 'domain' (default): the matching domain's "
                          "token share of the pool, so a perfect selector keeps exactly the domain")
@@ -116,6 +90,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-bytes", type=int, default=16_384, help="held-out bytes evaluated per target")
     ap.add_argument("--workers", type=int, default=2, help="training processes (one thread each)")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop starting trainings after this long and report the seeds every method finished")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.d_model, a.layers, a.heads, a.ctx, a.batch, a.eval_bytes = 2, 6, 32, 1, 2, 32, 4, 2048
@@ -129,10 +105,21 @@ def main() -> int:
     models = C.Models()
     feats = C.pool_features(texts, models)
     n_params = sum(p.numel() for p in tiny_gpt(a.d_model, a.layers, a.heads, a.ctx).parameters())
-    methods = list(a.methods) + ["oracle"]
+    methods = list(a.methods) + ([] if a.no_oracle else ["oracle"])
+    recipe = None
+    if "recipe" in a.methods:
+        from nag_core.recipes import load_recipe
+        recipe = load_recipe(a.recipe)
+        if recipe.filters:
+            raise SystemExit(f"{a.recipe}: filter steps need quality signals, which this benchmark does not compute")
+    signal_methods = [m for m in a.methods if m != "recipe"]
+    if recipe is not None:  # the recipe's signals are scored whether or not they are trained on themselves
+        signal_methods += [C.METHOD_OF_SIGNAL[s] for s in recipe.signals if C.METHOD_OF_SIGNAL[s] not in signal_methods]
     shares, sizes, budgets, jobs = {}, {}, {}, []
     for t in targets:
-        scores, _ = C.score_all(texts, feats, t, models, a.methods)
+        scores, _ = C.score_all(texts, feats, t, models, signal_methods)
+        if recipe is not None:
+            scores["recipe"] = C.recipe_scores(recipe, pool, t.name, scores)
         rel = labels == t.domain
         # oracle: the domain's documents first (pool order), then the rest; same budget rule
         scores["oracle"] = rel.astype(np.float64)
@@ -149,19 +136,35 @@ def main() -> int:
             shares[(t.name, m)] = float(tok[pos][rel[pos]].sum() / max(1, kept["token_num"].sum()))
             sizes[(t.name, m)] = (len(pos), train.size)
             jobs += [((t.name, m, seed), train, evals) for seed in range(a.seeds)]
+    jobs.sort(key=lambda j: j[0][2])  # seed-major: an interrupted run has every (target, method) at the first seeds
     print(f"training {len(jobs)} models ({a.workers} single-threaded worker processes) ...", flush=True)
     t0 = time.perf_counter()
     results = {key[:2]: [] for key, _, _ in jobs}
+    stopped = 0
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=_init_worker) as pool_ex:
         futures = {pool_ex.submit(train_eval, train, evals, key[2], a): key for key, train, evals in jobs}
         done = 0
         for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
             key = futures[fut]
             results[key[:2]].append((key[2], fut.result()))
             done += 1
+            C.write_json(out / f"{a.name}.json", {"settings": {k: str(v) for k, v in vars(a).items()},
+                                                   "bits_per_byte": {f"{n}|{m}": dict(sorted(r)) for (n, m), r
+                                                                     in results.items() if r}})
             if done % max(1, len(jobs) // 12) == 0 or done == len(jobs):
                 print(f"  {done}/{len(jobs)} trained ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if a.max_minutes and time.perf_counter() - t0 > 60 * a.max_minutes:
+                stopped = sum(f.cancel() for f in futures)  # running trainings finish; queued ones never start
+    if stopped:  # keep the seeds every (target, method) finished, so comparisons stay paired
+        seeds = [s for s in range(a.seeds) if all(s in dict(r) for r in results.values())]
+        if not seeds:
+            raise SystemExit(f"--max-minutes {a.max_minutes}: not even seed 0 finished for every target and method")
+        print(f"  stopped at --max-minutes {a.max_minutes}: {stopped} trainings cancelled; reporting seeds {seeds}")
+        results = {k: [(s, v) for s, v in r if s in seeds] for k, r in results.items()}
+        a.seeds = len(seeds)
     results = {k: [v for _, v in sorted(r)] for k, r in results.items()}
     train_seconds = time.perf_counter() - t0
     for (name, m), r in results.items():
@@ -174,7 +177,7 @@ def main() -> int:
 
     lines = []
     for nm in (m for m in NAG_METHODS if m in a.methods):
-        base = [m for m in a.methods if m not in NAG_METHODS]
+        base = [m for m in a.methods if m not in NAG_METHODS + ("recipe",)]
         for t in targets if base else []:
             nag_r = np.array(results[(t.name, nm)])
             best = min(base, key=lambda m: np.mean(results[(t.name, m)]))
@@ -184,6 +187,13 @@ def main() -> int:
             lines.append(f"- {t.name}: {LABELS[nm]} {nag_r.mean():.3f} vs best baseline {LABELS[best]} "
                          f"{np.mean(results[(t.name, best)]):.3f} bpb: {verdict} by {abs(diff.mean()):.3f} bpb; paired "
                          f"difference over seeds {diff.mean():+.3f} ± {sd:.3f} "
+                         f"({'all seeds agree' if (np.all(diff < 0) or np.all(diff > 0)) else 'seeds disagree'}).")
+    for other in (m for m in a.methods if "recipe" in a.methods and m != "recipe"):
+        for t in targets:
+            diff = np.array(results[(t.name, "recipe")]) - np.array(results[(t.name, other)])
+            sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+            lines.append(f"- {t.name}: recipe {np.mean(results[(t.name, 'recipe')]):.3f} vs {LABELS[other]} "
+                         f"{np.mean(results[(t.name, other)]):.3f} bpb: paired difference {diff.mean():+.3f} ± {sd:.3f} "
                          f"({'all seeds agree' if (np.all(diff < 0) or np.all(diff > 0)) else 'seeds disagree'}).")
     heads = " | ".join(LABELS[m] for m in methods)
     m_ = C.machine()
@@ -209,7 +219,7 @@ def main() -> int:
           "domain (a perfect score in the retrieval benchmark); it is not a floor on the loss, since a domain label is "
           "not the target's text: e.g. PubMedQA passages are not MMLU exam questions, and a selection with other "
           "documents in the target's style can fit the held-out examples better.", "",
-          "## Each NAG recipe against the best baseline", "",
+          "## Each NAG recipe against the best baseline" + (", and the recipe against each method" if recipe else ""), "",
           "Paired by seed (the seed fixes the initial weights and the training windows' positions for every method), "
           "so the paired difference's spread is the noise that matters for a comparison.", "", *lines, "",
           "## What each selection holds", "",
@@ -230,9 +240,11 @@ def main() -> int:
           "much as the gaps between good selections, which is why the comparison above is paired by seed.",
           "- humaneval: the pool's code domain contains HumanEval prompts + solutions, including the held-out ones, so "
           "a selection that contains them has seen the evaluation text (contamination, as in real pools).",
-          "- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".", "",
+          "- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".",
+          *([f"- Stopped by `--max-minutes {a.max_minutes:g}`: {stopped} queued trainings never ran; the tables hold "
+             f"the {a.seeds} seed(s) every target and method finished."] if stopped else []), "",
           f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
-    return C.write_report(out, "proxy.md", md)
+    return C.write_report(out, f"{a.name}.md", md)
 
 
 if __name__ == "__main__":

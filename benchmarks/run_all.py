@@ -28,11 +28,13 @@ import bench_common as C  # noqa: E402
 
 BENCHES = {  # name -> (script, results file)
     "recipes": ("bench_recipes.py", "recipes.md"),
+    "recipe_search": ("bench_recipe_search.py", "recipe_search.md"),
     "retrieval": ("bench_retrieval.py", "retrieval.md"),
     "speed": ("bench_speed.py", "speed.md"),
     "proxy": ("bench_proxy.py", "proxy.md"),
     "dedup": ("bench_dedup.py", "dedup.md"),
     "incremental": ("bench_incremental.py", "incremental.md"),
+    "scale": ("bench_scale.py", "scale.md"),
 }
 HERE = Path(__file__).resolve().parent
 

@@ -12,7 +12,7 @@ from resources import ModelResource, NagHomeResource
 
 def build(settings: Settings, dedup_pool: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        partitions_def=shard_x_model, group_name="activations", kinds={"pytorch", "parquet"},
+        partitions_def=shard_x_model, group_name="activations", kinds={"pytorch", "parquet"}, pool="model",
         deps=[
             dg.AssetDep(dedup_pool, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="shard")),
             dg.AssetDep(model_checkpoints, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model")),

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nag_assets.partitions import models, shards, targets
+from nag_assets.partitions import models, recipes, shards, targets
 
 pool_files = dg.AssetSpec(
     "pool_files", partitions_def=shards, group_name="inputs", kinds={"parquet"},
@@ -17,4 +17,9 @@ model_checkpoints = dg.AssetSpec(
     description="Frozen Hugging Face checkpoints: the bundled MiniLM-L6 and NAG_HOME/models/<name>/.",
 )
 
-SOURCES = [pool_files, target_files, model_checkpoints]
+recipe_files = dg.AssetSpec(
+    "recipe_files", partitions_def=recipes, group_name="inputs", kinds={"yaml"},
+    description="Selection recipes under NAG_HOME/recipes/<name>.yaml: filter, fuse, balance and select over cached signals.",
+)
+
+SOURCES = [pool_files, target_files, model_checkpoints, recipe_files]

@@ -23,7 +23,7 @@ def build(settings: Settings) -> list[dg.AssetsDefinition]:
         return to_result(result)
 
     @dg.asset(
-        partitions_def=target_x_model, group_name="targets", kinds={"pytorch", "parquet"},
+        partitions_def=target_x_model, group_name="targets", kinds={"pytorch", "parquet"}, pool="model",
         deps=[target_examples,
               dg.AssetDep(model_checkpoints, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model"))],
         code_version=code_version("target_activations", settings.hash_for("activations")),

@@ -71,10 +71,18 @@ def cache_covers_shard(state: State, key: str) -> Check:
         {"cached": len(docids), "missing": missing, "extra": extra}
 
 
+def _nag_values(state: State, model: str, target: str) -> np.ndarray:
+    """The values of the signal the default subsets rank by, read back from what the step wrote."""
+    from nag_core.selection_steps import nag_partition, signal_name
+
+    rows = Warehouse(state.home.root).read("signals", [nag_partition(model, target)], columns=["signal", "value"])
+    return rows.filter(pl.col("signal") == signal_name(state.settings))["value"].to_numpy()
+
+
 def scores_valid(state: State, key: str) -> Check:
     """Finite scores; frequency-profile scores must also lie in [0, 1] (contrastive ones are log ratios, any sign)."""
     p = split_key("influence_scores", key)
-    values = Warehouse(state.home.root).read("signals", [partition_id(p["target"], p["model"])], columns=["value"])["value"].to_numpy()
+    values = _nag_values(state, p["model"], p["target"])
     finite = bool(np.isfinite(values).all())
     if state.settings.profile == "contrastive":
         return finite, f"{values.size} contrastive scores; all finite: {finite}", {"scores": int(values.size)}
@@ -89,3 +97,20 @@ def subset_respects_budget(state: State, name: str) -> Check:
     ok = row["selected_tokens"] <= row["budget_tokens"] or single_doc
     return ok, f"{row['selected_tokens']} selected tokens vs budget {row['budget_tokens']}", \
         {"selected_tokens": row["selected_tokens"], "budget_tokens": row["budget_tokens"]}
+
+
+def signals_cover_pool(state: State, asset: str, key: str) -> Check:
+    """Every signal of the partition has one finite value per kept document it should score."""
+    from nag_core.freshness import DIMENSIONS
+
+    wh = Warehouse(state.home.root)
+    rows = wh.read("signals", [partition_id(asset, *key.split("|"))], columns=["docid", "signal", "value"])
+    shards = [key] if DIMENSIONS[asset] == ("shard",) else sorted(state.shards)
+    kept = wh.read("pool_kept", shards, columns=["docid"]).height
+    per_signal = rows.group_by("signal").agg(pl.len().alias("n"), pl.col("docid").n_unique().alias("unique"),
+                                             pl.col("value").is_finite().all().alias("finite")).sort("signal")
+    bad = per_signal.filter((pl.col("n") != kept) | (pl.col("unique") != kept) | ~pl.col("finite"))
+    ok = per_signal.height > 0 and bad.is_empty()
+    return ok, (f"{per_signal.height} signal(s) x {kept} kept documents; "
+                f"{'all complete and finite' if ok else 'incomplete or non-finite: ' + ', '.join(bad['signal'].to_list())}"), \
+        {"kept_documents": kept, "signals": per_signal["signal"].to_list()}

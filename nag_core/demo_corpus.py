@@ -84,6 +84,18 @@ def _targets(seed: int, pool_keys: set[str]) -> dict[str, list]:
     return made
 
 
+# A recipe over three signal families for two targets, balanced BIDS-style (see README, Recipes).
+DEMO_RECIPE = """\
+model: minilm-l6
+targets: [grade_school_math, python_code]
+steps:
+  - filter: {signal: quality_alnum_share, min: 0.5}
+  - fuse: {signals: {nag_contrastive: 1.0, embedding: 1.0, dsir: 0.5}, normalize: rank, missing: error}
+  - balance: bids
+  - select: {budget_fraction: 0.2}
+"""
+
+
 def write_demo_home(root: Path, seed: int = 0) -> dict:
     """Write pool shards and three targets under ``root``; returns counts for a report."""
     root = Path(root)
@@ -126,6 +138,8 @@ def write_demo_home(root: Path, seed: int = 0) -> dict:
     (code_dir / "examples.json").write_text(json.dumps(targets["python_code"], indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (code_dir / "target.yaml").write_text('template: "{prompt}{canonical_solution}"\n', encoding="utf-8")
     _write_parquet(targets["clinical_medicine"], med_dir / "examples.parquet", ("text",))
+    (root / "recipes").mkdir(parents=True, exist_ok=True)
+    (root / "recipes" / "math_and_code.yaml").write_text(DEMO_RECIPE, encoding="utf-8")
 
     return {
         "documents": n,

@@ -4,8 +4,9 @@ A shard is Parquet or JSONL. Text comes from ``text`` (or ``doc``, as in the ref
 NAG parquet). ``docid`` and ``token_num`` are optional. Every other column is payload
 and travels with the document into the selected subset.
 
-Rows are never dropped silently: a row with no text, text that is not UTF-8, a repeated
-docid or a bad token count goes to the quarantine frame with the reason.
+Rows are never dropped silently: a row with no text, text that is not UTF-8 or is over
+``MAX_DOCUMENT_BYTES``, a repeated docid or a bad token count goes to the quarantine
+frame with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from nag_core.errors import NagInputError
 from nag_core.hashing import text_digest
 
 TEXT_COLUMNS = ("text", "doc")
+# A document longer than this is quarantined: extraction reads only max_length tokens,
+# but counting, hashing and dedup would read it whole, and such "documents" are nearly
+# always concatenated dumps or binary data mislabelled as text.
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 RESERVED = ("shard", "row_index", "text_hash")
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -57,6 +62,13 @@ def _read_rows(path: Path) -> list[dict]:
                 if isinstance(value, (bytes, bytearray)):
                     row[key] = bytes(value).decode("utf-8", errors="surrogateescape")
         return rows
+    try:
+        return _read_jsonl(path)
+    except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
+        raise NagInputError(f"{path}: cannot be read ({exc}). Re-export the shard.") from None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
     opener = gzip.open if path.name.endswith(".gz") else open
     rows = []
     with opener(path, "rb") as fh:
@@ -74,12 +86,12 @@ def _read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _is_utf8(text: str) -> bool:
+def _utf8_size(text: str) -> int | None:
+    """Encoded size in bytes, or None when the text holds undecodable bytes (surrogates)."""
     try:
-        text.encode("utf-8")
+        return len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        return False
-    return True
+        return None
 
 
 def _preview(value: object) -> str:
@@ -119,8 +131,13 @@ def read_shard(path: Path, shard: str, count_tokens: TokenCounter | None = None)
         if not isinstance(text, str):
             reject(i, docid, f"'{text_col}' is a {type(text).__name__}, not a string", text)
             continue
-        if not _is_utf8(text):
+        size = _utf8_size(text)
+        if size is None:
             reject(i, docid, f"'{text_col}' is not valid UTF-8", text)
+            continue
+        if size > MAX_DOCUMENT_BYTES:
+            reject(i, docid, f"'{text_col}' is {size:,} bytes, over the {MAX_DOCUMENT_BYTES:,}-byte limit "
+                             "(MAX_DOCUMENT_BYTES); split the document", text)
             continue
         text_hash = text_digest(text)
         if docid is None or (isinstance(docid, str) and not docid.strip()):

@@ -18,24 +18,35 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from nag_core.hashing import digest, file_digest
+from nag_core.bookkeeping import FingerprintStore, read_ledger
+from nag_core.errors import NagInputError
+from nag_core.hashing import digest
 from nag_core.home import Home
 from nag_core.models import ModelRef, discover_models
+from nag_core.recipes import Recipe, load_recipe
 from nag_core.settings import Settings
-from nag_core.targets import target_fingerprint
+from nag_core.signal_families import SIGNAL_FAMILY, per_target
 from nag_core.warehouse import Warehouse
 
 # Bump an asset's code version when its logic changes what it writes.
 CODE_VERSIONS = {
     "raw_pool": "1",
     "target_examples": "1",
-    "dedup_pool": "2",
+    "dedup_pool": "3",
     "activation_cache": "1",
+    "embedding_cache": "1",
     "target_activations": "1",
     "neuron_graph": "1",
-    "influence_scores": "1",
-    "selected_subset": "1",
-    "mixture_subset": "1",
+    "proxy_lm": "1",
+    "influence_scores": "2",
+    "embedding_scores": "1",
+    "dsir_scores": "1",
+    "bm25_scores": "1",
+    "gradient_scores": "1",
+    "quality_signals": "1",
+    "selected_subset": "2",
+    "mixture_subset": "2",
+    "recipe_subset": "1",
 }
 STAGES = tuple(CODE_VERSIONS)
 
@@ -44,18 +55,32 @@ DIMENSIONS = {
     "raw_pool": ("shard",),
     "dedup_pool": ("shard",),
     "activation_cache": ("model", "shard"),
+    "embedding_cache": ("model", "shard"),
     "target_examples": ("model", "target"),
     "target_activations": ("model", "target"),
     "neuron_graph": ("model", "target"),
+    "proxy_lm": (),
     "influence_scores": ("model", "target"),
+    "embedding_scores": ("model", "target"),
+    "dsir_scores": ("target",),
+    "bm25_scores": ("target",),
+    "gradient_scores": ("target",),
+    "quality_signals": ("shard",),
     "selected_subset": ("model", "target"),
     "mixture_subset": ("model",),
+    "recipe_subset": ("recipe",),
 }
 SETTINGS_STAGE = {
     "raw_pool": "raw_pool", "dedup_pool": "dedup_pool", "activation_cache": "activations",
-    "target_activations": "activations", "neuron_graph": "neuron_graph", "influence_scores": "scores",
+    "embedding_cache": "embeddings", "target_activations": "activations", "neuron_graph": "neuron_graph",
+    "proxy_lm": "proxy_lm", "influence_scores": "scores", "embedding_scores": "embeddings",
+    "gradient_scores": "gradient", "quality_signals": "quality",
     "selected_subset": "selection", "mixture_subset": "selection",
 }
+# Which ``signals.families`` option switches an optional asset on (NAG and the subsets are always on).
+OPTIONAL_ASSETS = {"embedding_cache": ("embedding",), "embedding_scores": ("embedding",), "dsir_scores": ("dsir",),
+                   "bm25_scores": ("bm25",), "gradient_scores": ("gradient",), "quality_signals": ("quality", "perplexity"),
+                   "proxy_lm": ("gradient", "perplexity")}
 
 
 def partition_key(asset: str, **dims: str) -> str:
@@ -64,7 +89,8 @@ def partition_key(asset: str, **dims: str) -> str:
 
 
 def split_key(asset: str, key: str) -> dict[str, str]:
-    return dict(zip(DIMENSIONS[asset], key.split("|"), strict=True))
+    dims = DIMENSIONS[asset]
+    return dict(zip(dims, key.split("|"), strict=True)) if dims else {}
 
 
 @dataclass
@@ -80,11 +106,17 @@ class State:
 
     @cached_property
     def shards(self) -> dict[str, str]:
-        return {name: file_digest(path) for name, path in self.home.shard_files().items()}
+        store = FingerprintStore(self.home.root)  # re-hashes only files whose stat changed
+        digests = {name: store.file(path) for name, path in self.home.shard_files().items()}
+        store.save()
+        return digests
 
     @cached_property
     def targets(self) -> dict[str, str]:
-        return {name: target_fingerprint(path) for name, path in self.home.target_dirs().items()}
+        store = FingerprintStore(self.home.root)
+        digests = {name: store.target(path) for name, path in self.home.target_dirs().items()}
+        store.save()
+        return digests
 
     @cached_property
     def models(self) -> dict[str, ModelRef]:
@@ -92,9 +124,8 @@ class State:
 
     @property
     def ledger(self) -> dict[tuple[str, str], dict]:
-        if self._ledger is None:
-            rows = Warehouse(self.home.root).read("materializations")
-            self._ledger = {(r["asset"], r["partition"]): r for r in rows.iter_rows(named=True)}
+        if self._ledger is None:  # cheap to rebuild: only files changed since the last read are read
+            self._ledger = read_ledger(Warehouse(self.home.root).table_dir("materializations"))
         return self._ledger
 
     def forget_ledger(self) -> None:
@@ -104,13 +135,66 @@ class State:
         row = self.ledger.get((asset, key))
         return None if row is None else row["data_version"]
 
+    @cached_property
+    def recipes(self) -> dict[str, Recipe | NagInputError]:
+        """Every recipe file, parsed; a broken one is kept as its error so that its run fails loudly."""
+        out: dict[str, Recipe | NagInputError] = {}
+        for name, path in self.home.recipe_files().items():
+            try:
+                out[name] = load_recipe(path)
+            except NagInputError as exc:
+                out[name] = exc
+        return out
+
+    def enabled(self, asset: str) -> bool:
+        options = OPTIONAL_ASSETS.get(asset)
+        return options is None or any(o in self.settings.signals.families for o in options)
+
     def partitions(self, asset: str) -> list[str]:
+        if not self.enabled(asset):
+            return []
         dims = DIMENSIONS[asset]
-        values = {"shard": sorted(self.shards), "target": sorted(self.targets), "model": sorted(self.models)}
+        values = {"shard": sorted(self.shards), "target": sorted(self.targets), "model": sorted(self.models),
+                  "recipe": sorted(self.recipes)}
         keys = [[]]
         for d in dims:
             keys = [k + [v] for k in keys for v in values[d]]
         return ["|".join(k) for k in keys]
+
+    def _all_shards(self, asset: str, model: str | None = None) -> list[str | None]:
+        """Data versions of one per-shard asset over every current shard ([None] while there are none)."""
+        shards = sorted(self.shards)
+        if not shards:
+            return [None]
+        dims = {"model": model} if model is not None else {}
+        return [self.data_version(asset, partition_key(asset, shard=s, **dims)) for s in shards]
+
+    def _examples(self, target: str) -> str | None:
+        """A target's examples (the same text for every model, so any model's partition will do)."""
+        versions = [self.data_version("target_examples", partition_key("target_examples", model=m, target=target))
+                    for m in sorted(self.models)]
+        return next((v for v in versions if v is not None), None)
+
+    def signal_inputs(self, signal_asset: str, target: str | None, model: str | None) -> list[str | None]:
+        """Data versions of the signal partitions a subset reads (per-shard families: every shard)."""
+        dims = DIMENSIONS[signal_asset]
+        if dims == ("shard",):
+            return self._all_shards(signal_asset)
+        values = {"target": target, "model": model}
+        return [self.data_version(signal_asset, "|".join(values[d] for d in dims))]
+
+    def _recipe_upstream(self, name: str) -> list:
+        recipe = self.recipes[name]
+        if isinstance(recipe, NagInputError) or recipe.model not in self.models \
+                or any(t not in self.targets for t in (recipe.targets or ())):
+            return ["invalid", str(recipe)]  # runs, and fails with the recipe's own error
+        targets = recipe.resolved_targets(list(self.targets))
+        upstream: list = [recipe.digest, *self._all_shards("dedup_pool")]
+        for signal in recipe.signals:
+            family = SIGNAL_FAMILY[signal]
+            for t in (targets if per_target(signal) else [None]):
+                upstream += self.signal_inputs(family, t, recipe.model)
+        return upstream
 
     def fingerprint(self, asset: str, key: str) -> str | None:
         """The input fingerprint of one partition, or None while an input is missing."""
@@ -125,7 +209,7 @@ class State:
             upstream = [self.data_version("raw_pool", p["shard"])]
             if self.settings.dedup.decontaminate:  # the targets' examples decide removals too
                 upstream += [self.data_version("target_examples", k) for k in self.partitions("target_examples")]
-        elif asset == "activation_cache":
+        elif asset in ("activation_cache", "embedding_cache"):
             upstream = [self.data_version("dedup_pool", p["shard"]), model and model.fingerprint]
         elif asset == "target_examples":
             upstream = [self.targets.get(p["target"])]
@@ -133,16 +217,28 @@ class State:
             upstream = [self.data_version("target_examples", key), model and model.fingerprint]
         elif asset == "neuron_graph":
             upstream = [self.data_version("target_activations", key)]
+        elif asset == "proxy_lm":
+            upstream = self._all_shards("dedup_pool")
         elif asset == "influence_scores":
-            caches = [self.data_version("activation_cache", partition_key("activation_cache", model=p["model"], shard=s))
-                      for s in sorted(self.shards)]
-            upstream = [self.data_version("neuron_graph", key), *caches] if caches else [None]
+            upstream = [self.data_version("neuron_graph", key), *self._all_shards("activation_cache", p["model"])]
+        elif asset == "embedding_scores":
+            upstream = [self._examples(p["target"]), *self._all_shards("embedding_cache", p["model"])]
+        elif asset in ("dsir_scores", "bm25_scores"):
+            upstream = [self._examples(p["target"]), *self._all_shards("dedup_pool")]
+        elif asset == "gradient_scores":
+            upstream = [self._examples(p["target"]), self.data_version("proxy_lm", ""), *self._all_shards("dedup_pool")]
+        elif asset == "quality_signals":
+            upstream = [self.data_version("dedup_pool", p["shard"])]
+            if "perplexity" in self.settings.signals.families:
+                upstream.append(self.data_version("proxy_lm", ""))
         elif asset == "selected_subset":
             upstream = [self.data_version("influence_scores", key)]
         elif asset == "mixture_subset":
             scores = [self.data_version("influence_scores", partition_key("influence_scores", model=p["model"], target=t))
                       for t in sorted(self.targets)]
             upstream = scores if scores else [None]
+        elif asset == "recipe_subset":
+            upstream = self._recipe_upstream(p["recipe"])
         else:
             raise KeyError(asset)
         if any(u is None for u in upstream):

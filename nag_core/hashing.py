@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,16 @@ def file_digest(path: Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
-def files_digest(paths: Iterable[Path], root: Path, length: int = 16) -> str:
-    """Hash of several files' relative names and contents, in sorted order."""
+def files_digest(paths: Iterable[Path], root: Path, length: int = 16,
+                 file_hash: Callable[[Path, int], str] = file_digest) -> str:
+    """Hash of several files' relative names and contents, in sorted order.
+
+    ``file_hash`` (same signature as ``file_digest``) lets a caller serve remembered digests.
+    """
     h = hashlib.sha256()
     for p in sorted(Path(x) for x in paths):
         h.update(str(p.relative_to(root)).encode())
-        h.update(file_digest(p, 64).encode())
+        h.update(file_hash(p, 64).encode())
     return h.hexdigest()[:length]
 
 

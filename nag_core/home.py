@@ -36,6 +36,10 @@ def check_name(name: str, what: str, where: Path) -> str:
     return name
 
 
+def _plain(name: str, what: str) -> str:
+    return check_name(name, what, Path("argument"))
+
+
 def strip_suffix(path: Path, suffixes: tuple[str, ...]) -> str | None:
     for suffix in suffixes:
         if path.name.endswith(suffix):
@@ -82,11 +86,13 @@ class Home:
     def settings(self) -> Settings:
         return load_settings(self.settings_path)
 
+    # Names also arrive from the command line and from Dagster run tags, so every path
+    # built from one is checked: '../x' or 'a/b' never leaves the data root.
     def activation_cache_path(self, model: str, shard: str) -> Path:
-        return self.root / "cache" / "activations" / model / f"{shard}.parquet"
+        return self.root / "cache" / "activations" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
 
     def target_cache_path(self, model: str, target: str) -> Path:
-        return self.root / "cache" / "target_activations" / model / f"{target}.parquet"
+        return self.root / "cache" / "target_activations" / _plain(model, "model") / f"{_plain(target, 'target')}.parquet"
 
     def subset_path(self, name: str) -> Path:
         return self.subsets_dir / f"{name}.parquet"
@@ -112,6 +118,7 @@ class Home:
         return shards
 
     def shard_file(self, shard: str) -> Path:
+        _plain(shard, "shard")
         files = self.shard_files()
         if shard not in files:
             raise NagInputError(f"{self.pool_dir}: no shard file for partition {shard!r} (expected {shard}.parquet or {shard}.jsonl)")
@@ -129,7 +136,25 @@ class Home:
         return targets
 
     def target_dir(self, target: str) -> Path:
-        path = self.targets_dir / target
+        path = self.targets_dir / _plain(target, "target")
         if not path.is_dir():
             raise NagInputError(f"{self.targets_dir}: no folder for target {target!r}")
         return path
+
+    @property
+    def recipes_dir(self) -> Path:
+        return self.root / "recipes"
+
+    def recipe_files(self) -> dict[str, Path]:
+        """Recipes by name (the file stem of ``recipes/<name>.yaml``); hidden and other files are ignored."""
+        if not self.recipes_dir.is_dir():
+            return {}
+        return {check_name(p.name[: -len(".yaml")], "recipe", p): p
+                for p in sorted(self.recipes_dir.glob("*.yaml")) if not p.name.startswith(".")}
+
+    def embedding_cache_path(self, model: str, shard: str) -> Path:
+        return self.root / "cache" / "embeddings" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
+
+    @property
+    def proxy_lm_dir(self) -> Path:
+        return self.root / "cache" / "proxy_lm"

@@ -7,11 +7,16 @@ local checkpoint directory under ``NAG_HOME/models/<name>/``.
 A model's fingerprint hashes its config, its tokenizer files and, for the weights, each
 file's name, size and first and last MiB: enough to notice a changed checkpoint without
 reading gigabytes on every run.
+
+Only safetensors weights are read: a pickle checkpoint (``.bin``, ``.pt``, ...) can run
+arbitrary code when unpickled, and a config whose ``auto_map`` names custom modeling
+code would run that code, so both are refused before anything is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,8 @@ from nag_core.settings import DEFAULT_MODEL_NAME
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
                    "tokenizer.model", "special_tokens_map.json")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+WEIGHT_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _EDGE = 1 << 20
 
 
@@ -61,13 +67,35 @@ def model_ref(name: str, path: Path) -> ModelRef:
     tok_files = [path / f for f in TOKENIZER_FILES if (path / f).exists()]
     if not tok_files:
         raise NagInputError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...). Save the tokenizer beside the model.")
+    _refuse_unsafe(path)
     if not any(p.name.endswith(WEIGHT_SUFFIXES) for p in path.iterdir()):
-        raise NagInputError(f"{path}: no weights (*.safetensors or *.bin).")
+        raise NagInputError(f"{path}: no weights (*.safetensors). Save them with "
+                            "`model.save_pretrained(dir, safe_serialization=True)`.")
     tokenizer_hash = files_digest(tok_files, path)
     fingerprint = hashlib.sha256(
         f"{files_digest([path / 'config.json'], path)}:{tokenizer_hash}:{_weights_digest(path)}".encode()
     ).hexdigest()[:16]
     return ModelRef(name=name, path=path, fingerprint=fingerprint, tokenizer_hash=tokenizer_hash)
+
+
+def _refuse_unsafe(path: Path) -> None:
+    """Pickle weights and remote code execute on load, so neither is ever opened."""
+    pickles = sorted(p.name for p in path.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise NagInputError(
+            f"{path / pickles[0]}: pickle checkpoints ({', '.join(pickles)}) can run code when loaded and are refused. "
+            "Convert once where you trust the file: `AutoModel.from_pretrained(dir).save_pretrained(dir, "
+            "safe_serialization=True)`, then delete the pickle file(s).")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NagInputError(f"{path / 'config.json'}: not valid JSON ({exc}); re-save the checkpoint.") from None
+    if not isinstance(config, dict):
+        raise NagInputError(f"{path / 'config.json'}: expected a JSON object; re-save the checkpoint.")
+    if config.get("auto_map"):
+        raise NagInputError(
+            f"{path / 'config.json'}: 'auto_map' asks for custom modeling code ({sorted(config['auto_map'])}); "
+            "remote code is never run. Use an architecture built into transformers.")
 
 
 def discover_models(home: Home) -> dict[str, ModelRef]:
@@ -86,7 +114,7 @@ def discover_models(home: Home) -> dict[str, ModelRef]:
 def resolve_model(home: Home, name: str) -> ModelRef:
     if name == DEFAULT_MODEL_NAME:
         return model_ref(name, default_model_path())
-    path = home.models_dir / name
+    path = home.models_dir / check_name(name, "model", home.models_dir)
     if not path.is_dir():
         raise NagInputError(f"{home.models_dir}: no model folder {name!r}. Known: {sorted(discover_models(home))}")
     return model_ref(name, path)
@@ -107,7 +135,7 @@ def load_tokenizer(ref: ModelRef):
     from transformers import AutoTokenizer
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True)
+    return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True, trust_remote_code=False)
 
 
 def load_model(ref: ModelRef, device: str = "auto"):
@@ -116,7 +144,7 @@ def load_model(ref: ModelRef, device: str = "auto"):
 
     dev, dtype = pick_device(device)
     try:
-        model = AutoModel.from_pretrained(str(ref.path), dtype=dtype)
+        model = AutoModel.from_pretrained(str(ref.path), dtype=dtype, use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise NagInputError(f"{ref.path}: cannot load model ({exc})") from exc
     model.to(dev).eval()

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 
 from nag_core.documents import drop_foreign_docids, read_shard
 from nag_core.errors import NagInputError
-from nag_core.exact_dedup import AUDIT_SCHEMA, exact_dedup
+from nag_core.dedup_store import kept_norm_hashes, prior_lookup
+from nag_core.exact_dedup import AUDIT_SCHEMA, exact_dedup, with_norm_hash
 from nag_core.extraction import Features
-from nag_core.features import import_jsonl, write_cache
+from nag_core.features import import_jsonl, read_cache, write_cache
 from nag_core.freshness import State, partition_key, split_key
 from nag_core.hashing import digest
 from nag_core.minhash import MinHashSettings, s_curve
 from nag_core.models import ModelPool, token_counter
-from nag_core.near_dedup import decontaminate, dedup_incremental
+from nag_core.near_dedup import band_rows, decontaminate, dedup_incremental
+from nag_core.pool_counts import write_shard_counts
 from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse
 
@@ -38,9 +41,7 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
 
     validated = read_shard(path, shard, count)
     wh = Warehouse(state.home.root)
-    others = wh.read("documents", columns=["docid", "shard"], exclude=shard)
-    foreign = dict(zip(others["docid"].to_list(), others["shard"].to_list()))
-    validated = drop_foreign_docids(validated, foreign)
+    validated = drop_foreign_docids(validated, _foreign_docids(wh, shard, validated.documents["docid"]))
     docs, quarantine = validated.documents, validated.quarantine
     wh.write("documents", shard, docs)
     wh.write("quarantine", shard, quarantine)
@@ -57,17 +58,41 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
     }, preview=reasons)
 
 
+def _foreign_docids(wh: Warehouse, shard: str, docids: pl.Series) -> dict[str, str]:
+    """docid -> shard for this shard's docids that another shard already holds.
+
+    A semi-join in DuckDB over the other shards' Parquet files: only the docid column is
+    scanned and only clashing ids come back, so the cost does not grow with their rows
+    in memory. File names and ids are parameters and a registered frame, never SQL text.
+    No ``union_by_name``: DuckDB binds the two columns by name in every file anyway, and
+    unifying every file's full schema first tripled the cost on many small shards.
+    """
+    files = [str(wh.table_dir("documents") / f"{p}.parquet") for p in wh.partitions("documents") if p != shard]
+    if not files or docids.is_empty():
+        return {}
+    con = duckdb.connect()
+    try:
+        con.register("new_ids", pl.DataFrame({"docid": docids.unique()}))
+        clash = con.sql("SELECT docid, min(shard) AS shard FROM read_parquet($files) "
+                        "WHERE docid IN (SELECT docid FROM new_ids) GROUP BY docid", params={"files": files}).pl()
+    finally:
+        con.close()
+    return dict(zip(clash["docid"].to_list(), clash["shard"].to_list(), strict=True))
+
+
 def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepResult:
     """Exact pass, then MinHash near-dup pass, then (optionally) decontamination against targets.
 
     Documents kept by other shards are never re-decided: this shard's documents are
-    compared with them and removed in their favour.
+    compared with them and removed in their favour. Memory is bounded by this shard:
+    other shards' documents are read only where a hash or an LSH bucket matches
+    (:mod:`nag_core.dedup_store`).
     """
     fp = require_fingerprint(state, "dedup_pool", shard)
     wh = Warehouse(state.home.root)
     dedup = state.settings.dedup
-    docs = wh.read("documents", [shard], columns=["docid", "text", "shard", "token_num", "text_hash"])
-    kept_elsewhere = wh.read("pool_kept", columns=["norm_hash", "docid"], exclude=shard)
+    docs = with_norm_hash(wh.read("documents", [shard], columns=["docid", "text", "shard", "token_num", "text_hash"]))
+    kept_elsewhere = kept_norm_hashes(wh, shard, docs["norm_hash"])
     settings_hash = state.settings.hash_for("dedup_pool")
     kept, exact_audit = exact_dedup(docs, kept_elsewhere, settings_hash)
     audits = [exact_audit]
@@ -75,20 +100,18 @@ def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepR
                   "normalizer": dedup.normalizer, "settings_hash": settings_hash}
     if dedup.near is not None:
         near = dedup.near
-        prior = wh.read("dedup_signatures", exclude=shard)
-        prior = prior.filter(pl.col("settings_hash") == near.settings_hash) if prior.height else None
-        if prior is not None and near.verify:  # texts let cross-shard candidates be verified exactly
-            texts = wh.read("documents", columns=["docid", "text"], exclude=shard)
-            prior = prior.join(texts, on="docid", how="left")
+        prior = prior_lookup(wh, shard, near, with_text=near.verify)  # texts: cross-shard pairs verified exactly
         result = dedup_incremental(kept.select("docid", "text", "shard", "text_hash"), prior, near,
                                    signal=_keep_signal(wh, shard, dedup.signal_column) if near.keep_rule == "best_signal" else None)
         kept = kept.filter(pl.col("docid").is_in(result.kept_docids))
         audits.append(result.removed.with_columns(pl.lit(settings_hash).alias("settings_hash")))
         wh.write("dedup_signatures", shard, result.kept_signatures)
+        wh.write("dedup_bands", shard, band_rows(result.kept_signatures, near))  # after: newer than the signatures
         meta |= {"removed_near": result.removed.height, "near_settings": near.name, "near_threshold": round(near.threshold, 4),
                  "verify_threshold": near.verify_threshold, "keep_rule": near.keep_rule,
                  "hashing_scheme": near.hashing_scheme, "candidate_pairs": result.stats["n_candidate_pairs"],
                  "false_positives_rejected": result.stats["n_rejected_pairs"],
+                 "prior_candidates_read": result.stats["n_prior_kept"],
                  "near_parameters": state.settings.as_dict()["dedup"]["near"],
                  "s_curve": {f"{j:.1f}": round(p, 4) for j, p in s_curve(near, 11)}}
     if dedup.decontaminate:
@@ -165,9 +188,20 @@ def activation_cache(state: State, models: ModelPool, key: str, run_id: str, log
     log(f"extracting {rows.height} documents of {p['shard']} with {p['model']}")
     dv, meta = extract_to_cache(state, models, p["model"], rows["docid"].to_list(), rows["text"].to_list(), path,
                                 {"shard": p["shard"], "code_version": code_version("activation_cache")}, log)
+    _store_counts(state, p["model"], p["shard"])
     record(state, "activation_cache", key, fp, dv, run_id)
     return StepResult(dv, meta)
 
+
+
+def _store_counts(state: State, model: str, shard: str) -> None:
+    """The shard's neuron counts per stored type, for the contrastive profile's pool background."""
+    path = state.home.activation_cache_path(model, shard)
+    indices, widths = {}, {}
+    for nt in state.settings.neuron_types:
+        _, idx, _, meta = read_cache(path, nt)
+        indices[nt], widths[nt] = idx, meta["widths"][nt]
+    write_shard_counts(state.home, model, shard, indices, widths)
 
 
 def import_activation_cache(state: State, model: str, shard: str, path, neuron_type: str = "fwd_up") -> StepResult:
@@ -204,5 +238,6 @@ def import_activation_cache(state: State, model: str, shard: str, path, neuron_t
     cache = state.home.activation_cache_path(model, shard)
     write_cache(cache, sorted(kept), features, meta)
     dv = digest(sorted(kept), digest(np.ascontiguousarray(features[neuron_type].indices).tobytes().hex()))
+    _store_counts(state, model, shard)
     record(state, "activation_cache", key, fp, dv, "import")
     return StepResult(dv, {"documents": len(kept), "cache_path": str(cache), "imported_from": str(path)})

@@ -2,96 +2,138 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from nag_core.atomic import write_parquet, write_text
 from nag_core.features import read_cache, read_meta
 from nag_core.freshness import State, partition_key, split_key
-from nag_core.graph import contrastive_profile, neuron_counts, profile_from_frame
+from nag_core.graph import contrastive_profile, profile_from_frame
 from nag_core.hashing import digest
 from nag_core.home import MIXTURE
 from nag_core.plots import histogram_png
+from nag_core.pool_counts import pool_counts
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
-from nag_core.settings import Settings
+from nag_core.settings import Settings, parse_layers
+from nag_core.signal_steps import signal_provenance, write_signals
 from nag_core.step_result import Log, StepResult, code_version, now, record, require_fingerprint, versions
+from nag_core.subset_store import lookup_documents, write_decisions, write_subset
 from nag_core.warehouse import Warehouse, partition_id
 
-SIGNALS = {"frequency": "nag_similarity", "contrastive": "nag_contrastive"}
+SIGNALS = {"frequency": "nag_frequency", "contrastive": "nag_contrastive"}
 
 
 def signal_name(settings: Settings) -> str:
-    """The ``signals.signal`` value of the configured profile, so audits can tell recipes apart."""
+    """The ``signals.signal`` value the default subsets rank by, so audits can tell recipes apart."""
     return SIGNALS[settings.profile]
 
 
-def _target_profile(state: State, graph: pl.DataFrame, model: str, nt: str, log: Log) -> np.ndarray:
-    """The (L, N) weights to score with: the target's frequencies, or their log ratio to the pool's.
+def nag_partition(model: str, target: str) -> str:
+    return partition_id("influence_scores", model, target)
 
-    The contrastive background is counted over every current shard's cache, so it is
-    one extra read of the caches' indices; the target graph is stored as counts and
-    converted here, so switching recipes never re-extracts or rebuilds graphs.
+
+@dataclass
+class Profiles:
+    """The weights every NAG signal scores with, restricted to the scored layers."""
+
+    frequency: np.ndarray  # (L', N), each layer sums to 1
+    contrastive: np.ndarray  # (L', N) log ratio to the pool
+    layers: list[int]
+
+
+def target_profiles(state: State, graph: pl.DataFrame, model: str, nt: str, log: Log) -> Profiles:
+    """Frequency and contrastive profiles of one target graph, for the layers ``score_layers`` names.
+
+    The contrastive background is the sum of the shards' stored neuron counts
+    (:mod:`nag_core.pool_counts`); the target graph is stored as counts, so switching
+    recipes never re-extracts or rebuilds graphs.
     """
     shards = sorted(state.shards)
     meta = read_meta(state.home.activation_cache_path(model, shards[0]))
-    weights = profile_from_frame(graph, meta["num_layers"], meta["widths"][nt])
-    if state.settings.profile == "frequency":
-        return weights
-    target_counts = np.zeros(weights.shape, np.int64)
+    L, width = meta["num_layers"], meta["widths"][nt]
+    layers = parse_layers(state.settings.score_layers, L)
+    target_counts = np.zeros((L, width), np.int64)
     target_counts[graph["layer"].to_numpy(), graph["neuron"].to_numpy()] = graph["count"].to_numpy()
-    pool_counts = np.zeros(weights.shape, np.int64)
-    for shard in shards:
-        pool_counts += neuron_counts(read_cache(state.home.activation_cache_path(model, shard), nt)[1], weights.shape[1])
+    background = pool_counts(state.home, model, shards, nt, (L, width))
     log(f"contrastive profile: pool background from {len(shards)} shard(s)")
-    return contrastive_profile(target_counts, pool_counts, state.settings.contrast_smoothing)
+    contrast = contrastive_profile(target_counts, background, state.settings.contrast_smoothing)
+    return Profiles(profile_from_frame(graph, L, width)[layers], contrast[layers], layers)
+
+
+def _good_and_bad(contrast: np.ndarray, layers: list[int], n: int = 5) -> pl.DataFrame:
+    """Per layer, the n neurons with the largest positive (good) and negative (bad) contrastive weight."""
+    rows = []
+    for row, layer in zip(contrast, layers, strict=True):
+        good = np.lexsort((np.arange(row.size), -row))[:n]
+        bad = np.lexsort((np.arange(row.size), row))[:n]
+        rows.append({"layer": layer, "good_neurons": ", ".join(f"{k} ({row[k]:+.2f})" for k in good if row[k] > 0),
+                     "bad_neurons": ", ".join(f"{k} ({row[k]:+.2f})" for k in bad if row[k] < 0)})
+    return pl.DataFrame(rows)
 
 
 def influence_scores(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
-    """NAG similarity of every kept pool document to one target's profile."""
+    """Every NAG signal of every kept pool document against one target's graph.
+
+    ``nag_frequency`` (paper) and ``nag_contrastive`` score with the two profiles;
+    ``nag_good`` and ``nag_bad`` split the contrastive score into the neurons the target
+    activates more than the pool (W > 0) and less (W < 0, as a positive magnitude), so
+    ``nag_contrastive = nag_good - nag_bad`` and a recipe can weight them apart (NeuronLLM's
+    good and bad neurons).
+    """
     fp = require_fingerprint(state, "influence_scores", key)
     p = split_key("influence_scores", key)
     nt = state.settings.score_neuron_type
     wh = Warehouse(state.home.root)
     graph = wh.read("neuron_graphs", [partition_id(p["target"], p["model"])])
-    config_hash = state.settings.hash_for("scores")
-    profile = _target_profile(state, graph, p["model"], nt, log)
+    profiles = target_profiles(state, graph, p["model"], nt, log)
+    weights = {"nag_frequency": profiles.frequency, "nag_contrastive": profiles.contrastive,
+               "nag_good": np.maximum(profiles.contrastive, 0.0), "nag_bad": np.maximum(-profiles.contrastive, 0.0)}
     frames = []
     for shard in sorted(state.shards):
         docids, idx, _, _ = read_cache(state.home.activation_cache_path(p["model"], shard), nt)
-        frames.append(pl.DataFrame({"docid": docids, "shard": [shard] * len(docids), "value": similarity(idx, profile)}))
-    scores = pl.concat(frames).with_columns(
-        pl.lit(signal_name(state.settings)).alias("signal"), pl.lit(p["target"]).alias("target"),
-        pl.lit(p["model"]).alias("model"),
-        pl.lit("influence_scores").alias("asset"), pl.lit(run_id).alias("run_id"), pl.lit(config_hash).alias("config_hash"),
-        pl.lit(code_version("influence_scores")).alias("code_version"),
-    ).select("docid", "shard", "signal", "target", "model", "value", "asset", "run_id", "config_hash", "code_version")
-    wh.write("signals", partition_id(p["target"], p["model"]), scores)
-    values = scores["value"].to_numpy()
-    dv = digest(scores["docid"].to_list(), digest(np.round(values, 12).tobytes().hex()))
+        sliced = np.ascontiguousarray(idx[:, profiles.layers, :])
+        for signal, w in weights.items():
+            frames.append(pl.DataFrame({"docid": docids, "shard": shard, "signal": signal, "value": similarity(sliced, w)}))
+    legacy = wh.table_dir("signals") / f"{partition_id(p['target'], p['model'])}.parquet"
+    legacy.unlink(missing_ok=True)  # written by code version 1, before every family had its own file
+    dv, scores = write_signals(state, "influence_scores", key, pl.concat(frames), run_id)
     record(state, "influence_scores", key, fp, dv, run_id)
-    log(f"scored {scores.height} documents against {p['target']} with {p['model']}")
-    return StepResult(dv, {"documents": scores.height, "shards": len(frames), "min": float(values.min()),
-                           "mean": float(values.mean()), "max": float(values.max()), "config_hash": config_hash},
-                      preview=scores.sort(["value", "docid"], descending=[True, False]).select("docid", "shard", "value").head(10),
-                      plot_png=histogram_png(values, f"NAG similarity to {p['target']} ({p['model']})", "similarity"))
+    main = scores.filter(pl.col("signal") == signal_name(state.settings))
+    values = main["value"].to_numpy()
+    log(f"scored {main.height} documents against {p['target']} with {p['model']}")
+    return StepResult(dv, {"documents": main.height, "shards": len(state.shards), "signals": list(weights),
+                           "ranked_by": signal_name(state.settings), "layers": profiles.layers,
+                           "min": float(values.min()), "mean": float(values.mean()), "max": float(values.max()),
+                           "config_hash": scores["config_hash"][0],
+                           "good_and_bad_neurons": _good_and_bad(profiles.contrastive, profiles.layers).to_dicts()},
+                      preview=main.sort(["value", "docid"], descending=[True, False]).select("docid", "shard", "value").head(10),
+                      plot_png=histogram_png(values, f"{signal_name(state.settings)} to {p['target']} ({p['model']})", "score"))
 
 
-def _scored_pool(wh: Warehouse, target: str, model: str) -> pl.DataFrame:
-    scores = wh.read("signals", [partition_id(target, model)], columns=["docid", "value"]).rename({"value": "score"})
-    kept = wh.read("pool_kept", columns=["docid", "token_num"])
+def _scored_pool(state: State, target: str, model: str) -> pl.DataFrame:
+    wh = Warehouse(state.home.root)
+    scores = (wh.read("signals", [nag_partition(model, target)], columns=["docid", "signal", "value"])
+              .filter(pl.col("signal") == signal_name(state.settings)).select("docid", pl.col("value").alias("score")))
+    kept = wh.read("pool_kept", sorted(state.shards), columns=["docid", "token_num", "shard"])
     return scores.join(kept, on="docid", how="inner")
+
+
+def _decisions(scored: pl.DataFrame, members: pl.DataFrame, target: str) -> pl.DataFrame:
+    """One row per scored document: its rank, and whether the budget cut kept it."""
+    ranked = scored.sort(["score", "docid"], descending=[True, False]).with_row_index("rank", offset=1)
+    chosen = members.select("docid", pl.col("rank").alias("pick"))
+    return ranked.join(chosen, on="docid", how="left").with_columns(
+        pl.lit(target).alias("target"), pl.col("rank").cast(pl.Int64),
+        pl.when(pl.col("pick").is_not_null()).then(pl.lit("selected")).otherwise(pl.lit("budget")).alias("outcome"),
+        pl.lit(1, pl.Int64).alias("step"), pl.col("pick").is_not_null().alias("credited"))
 
 
 def _write_subset(state: State, name: str, kind: str, model: str, members: pl.DataFrame, pool_tokens: int,
                   targets: list[str], inputs: dict, run_id: str) -> dict:
     """Subset Parquet (with text and payload), manifest, and warehouse rows."""
-    wh = Warehouse(state.home.root)
     settings = state.settings
-    docs = wh.read("documents").drop("row_index", "text_hash")
-    payload = members.join(docs.drop("token_num"), on="docid", how="left").sort(["target", "rank"])
     budget = int(pool_tokens * settings.budget_fraction)
     selected_tokens = int(members["token_num"].sum() or 0)
     config_hash = digest(settings.hash_for("selection"), settings.hash_for("scores"))
@@ -99,28 +141,18 @@ def _write_subset(state: State, name: str, kind: str, model: str, members: pl.Da
         "subset": name, "kind": kind, "model": model, "targets": targets, "created_at": now(), "run_id": run_id,
         "recipe": {"method": "nag", "signal": signal_name(settings), "profile": settings.profile,
                    "contrast_smoothing": settings.contrast_smoothing if settings.profile == "contrastive" else None,
-                   "neuron_type": settings.score_neuron_type, "top_k": settings.top_k,
+                   "neuron_type": settings.score_neuron_type, "top_k": settings.top_k, "score_layers": settings.score_layers,
                    "max_length": settings.max_length, "budget_fraction": settings.budget_fraction,
                    "rule": "rank by score desc, docid asc; keep prefix with cumulative tokens <= floor(fraction * pool tokens)"
                            + ("; each of M targets gets fraction/M, concatenated" if kind == "mixture" else "")},
-        "signals_used": [{"table": "signals", "signal": signal_name(settings), "target": t, "model": model} for t in targets],
+        "signals_used": signal_provenance(state, [(signal_name(settings), "influence_scores",
+                                                   partition_key("influence_scores", model=model, target=t)) for t in targets]),
         "inputs": inputs, "settings": settings.as_dict(), "config_hash": config_hash,
         "code_version": code_version("mixture_subset" if kind == "mixture" else "selected_subset"), "versions": versions(),
         "pool_tokens": pool_tokens, "budget_tokens": budget, "selected_tokens": selected_tokens, "documents": members.height,
     }
-    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)
-    # The subset file carries its own manifest, so a copy taken elsewhere stays auditable.
-    parquet_path = write_parquet(payload.to_arrow().replace_schema_metadata({b"nag_manifest": manifest_json.encode()}),
-                                 state.home.subset_path(name))
-    manifest_path = write_text(manifest_json, state.home.manifest_path(name))
-    wh.write("subsets", name, pl.DataFrame([{
-        "subset": name, "kind": kind, "targets": ",".join(targets), "model": model,
-        "budget_fraction": settings.budget_fraction, "pool_tokens": pool_tokens, "budget_tokens": budget,
-        "selected_tokens": selected_tokens, "documents": members.height, "config_hash": config_hash, "run_id": run_id,
-        "parquet_path": str(parquet_path), "manifest_path": str(manifest_path), "created_at": manifest["created_at"]}]))
-    wh.write("subset_members", name, members.with_columns(pl.lit(name).alias("subset")).join(
-        docs.select("docid", "shard"), on="docid", how="left").select(
-        "subset", "docid", "target", "rank", "score", "token_num", "shard"))
+    write_subset(state.home, manifest, members.select("docid", "target", "rank", "score", "token_num", "shard"),
+                 order_by="m.target, m.rank")
     return manifest
 
 
@@ -142,31 +174,32 @@ def _lineage_inputs(state: State, model: str, targets: list[str]) -> dict:
 def selected_subset(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
     fp = require_fingerprint(state, "selected_subset", key)
     p = split_key("selected_subset", key)
-    wh = Warehouse(state.home.root)
-    scored = _scored_pool(wh, p["target"], p["model"])
+    scored = _scored_pool(state, p["target"], p["model"])
     members = select_by_budget(scored, state.settings.budget_fraction).with_columns(pl.lit(p["target"]).alias("target"))
     name = f"{p['target']}__{p['model']}"
     pool_tokens = int(scored["token_num"].sum() or 0)
     manifest = _write_subset(state, name, "single", p["model"], members, pool_tokens, [p["target"]],
                              _lineage_inputs(state, p["model"], [p["target"]]), run_id)
+    write_decisions(state.home, name, run_id, _decisions(scored, members, p["target"]))
     dv = digest(members["docid"].to_list())
     record(state, "selected_subset", key, fp, dv, run_id)
     log(f"subset {name}: {members.height} documents, {manifest['selected_tokens']} of {pool_tokens} pool tokens")
     cut = float(members["score"].min()) if members.height else None
-    return StepResult(dv, _subset_metadata(manifest), preview=_top_preview(wh, members),
+    return StepResult(dv, _subset_metadata(manifest), preview=_top_preview(state, members),
                       plot_png=histogram_png(scored["score"].to_numpy(), f"{name}: scores and cut-off", "similarity", cut))
 
 
 def mixture_subset(state: State, model: str, run_id: str, log: Log = print) -> StepResult:
     fp = require_fingerprint(state, "mixture_subset", model)
-    wh = Warehouse(state.home.root)
     targets = sorted(state.targets)
-    scored = {t: _scored_pool(wh, t, model) for t in targets}
+    scored = {t: _scored_pool(state, t, model) for t in targets}
     members = equal_budget_mixture(scored, state.settings.budget_fraction).drop("cum_tokens", "copies")
     pool_tokens = int(next(iter(scored.values()))["token_num"].sum() or 0)
     name = f"{MIXTURE}__{model}"
     manifest = _write_subset(state, name, "mixture", model, members, pool_tokens, targets,
                              _lineage_inputs(state, model, targets), run_id)
+    write_decisions(state.home, name, run_id, pl.concat(
+        [_decisions(scored[t], members.filter(pl.col("target") == t), t) for t in targets]))
     dv = digest(members["target"].to_list(), members["docid"].to_list())
     record(state, "mixture_subset", model, fp, dv, run_id)
     log(f"mixture {name}: {members.height} rows over {len(targets)} targets")
@@ -182,7 +215,8 @@ def _subset_metadata(manifest: dict) -> dict:
             "config_hash": manifest["config_hash"], "manifest": str(manifest.get("subset"))}
 
 
-def _top_preview(wh: Warehouse, members: pl.DataFrame, n: int = 10) -> pl.DataFrame:
-    docs = wh.read("documents", columns=["docid", "shard", "text"])
-    return members.head(n).join(docs, on="docid", how="left").select(
+def _top_preview(state: State, members: pl.DataFrame, n: int = 10) -> pl.DataFrame:
+    top = members.head(n)
+    docs = lookup_documents(state.home, top["docid"].to_list(), ["text"], sorted(set(top["shard"].to_list())))
+    return top.join(docs, on="docid", how="left").select(
         "rank", "docid", "shard", pl.col("score").round(5), "token_num", pl.col("text").str.slice(0, 100).alias("text"))

@@ -17,6 +17,7 @@ import yaml
 from nag_core.errors import NagInputError
 from nag_core.hashing import digest
 from nag_core.minhash import MinHashSettings
+from nag_core.signal_families import DEFAULT_ENABLED, OPTIONAL
 
 PROFILES = ("frequency", "contrastive")
 NEURON_TYPES = ("fwd_up", "fwd_down", "att_q", "att_k", "att_v", "att_o")
@@ -43,6 +44,54 @@ class DedupSettings:
 
 
 @dataclass(frozen=True)
+class ProxyLMSettings:
+    """The small byte-level causal LM behind perplexity and gradient influence.
+
+    No pretrained causal LM is available offline, so, as LESS warms up on a random 5% of
+    the pool, one is trained from scratch on a seeded sample of the kept pool: documents
+    whose docid hashes into the first ``sample_fraction`` of the hash range, at least
+    ``min_documents`` and at most ``max_documents`` of them (lowest hashes first).
+    """
+
+    sample_fraction: float = 0.05
+    min_documents: int = 200
+    max_documents: int = 2000
+    steps: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sample_fraction, (int, float)) or not 0 < self.sample_fraction <= 1:
+            raise NagInputError(f"'signals.proxy_lm.sample_fraction' must be in (0, 1], got {self.sample_fraction!r}")
+        for name in ("min_documents", "max_documents", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise NagInputError(f"'signals.proxy_lm.{name}' must be a positive integer, got {value!r}")
+        if not isinstance(self.seed, int):
+            raise NagInputError(f"'signals.proxy_lm.seed' must be an integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """Which optional signal families the pipeline builds, and their settings.
+
+    NAG (frequency, contrastive, good, bad) is always built. The cheap families are on
+    by default; ``gradient`` and ``perplexity`` train and run the proxy LM, so they are
+    opt-in (see the README for their cost per document).
+    """
+
+    families: tuple[str, ...] = DEFAULT_ENABLED
+    proxy_lm: ProxyLMSettings = field(default_factory=ProxyLMSettings)
+    gradient_dim: int = 2048  # random-projection width of the LESS gradient features
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.families if f not in OPTIONAL]
+        if unknown:
+            raise NagInputError(f"'signals.families' has unknown entries {unknown}; choose from {list(OPTIONAL)}")
+        if isinstance(self.gradient_dim, bool) or not isinstance(self.gradient_dim, int) or self.gradient_dim < 1:
+            raise NagInputError(f"'signals.gradient_dim' must be a positive integer, got {self.gradient_dim!r}")
+
+
+@dataclass(frozen=True)
 class Settings:
     top_k: int = 20  # K neurons kept per layer (paper §2.3 default)
     max_length: int = 120  # tokens read per document (paper default)
@@ -50,11 +99,13 @@ class Settings:
     score_neuron_type: str = "fwd_up"  # which stored type builds graphs and scores
     profile: str = "frequency"  # frequency (paper) | contrastive (log ratio to the pool's neuron frequencies)
     contrast_smoothing: float = 0.5  # additive smoothing of the contrastive profile's counts
+    score_layers: Any = "all"  # all | first:N | last:N | [layer, ...]: which layers NAG scores average over
     budget_fraction: float = 0.2  # share of pool tokens kept per target (paper r_f)
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda
     token_count_model: str = DEFAULT_MODEL_NAME  # counts tokens when a shard has no token_num
     dedup: DedupSettings = field(default_factory=DedupSettings)
+    signals: SignalSettings = field(default_factory=SignalSettings)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> NagInputError:
@@ -80,6 +131,7 @@ class Settings:
             raise bad("budget_fraction", f"must be a number in (0, 1], got {self.budget_fraction!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise bad("device", f"must be auto, cpu or cuda, got {self.device!r}")
+        parse_layers(self.score_layers, None)
 
     # Which settings each stage reads; a stage's hash changes only when these do.
     _STAGE_FIELDS = {
@@ -87,13 +139,25 @@ class Settings:
         "dedup_pool": ("dedup",),
         "activations": ("top_k", "max_length", "neuron_types"),
         "neuron_graph": ("top_k", "max_length", "score_neuron_type"),
-        "scores": ("top_k", "max_length", "score_neuron_type", "profile", "contrast_smoothing"),
-        "selection": ("budget_fraction",),
+        # Every NAG signal is computed whatever the profile, so the profile only picks what subsets rank by.
+        "scores": ("top_k", "max_length", "score_neuron_type", "contrast_smoothing", "score_layers"),
+        "selection": ("budget_fraction", "profile"),
+        "embeddings": ("max_length",),
+        "proxy_lm": ("signals.proxy_lm",),
+        "gradient": ("signals.proxy_lm", "signals.gradient_dim"),
+        "quality": ("signals.proxy_lm", "signals.families"),
     }
 
     def hash_for(self, stage: str) -> str:
-        fields = self._STAGE_FIELDS[stage]
-        values = {name: _plain(getattr(self, name)) for name in fields}
+        def value(path: str) -> Any:
+            obj: Any = self
+            for part in path.split("."):
+                obj = getattr(obj, part)
+            return _plain(obj)
+
+        values = {name: value(name) for name in self._STAGE_FIELDS[stage]}
+        if stage == "quality" and "perplexity" not in self.signals.families:
+            values = {}  # text statistics alone read no setting
         return digest(stage, values, length=12)
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,6 +194,8 @@ def load_settings(path: Path) -> Settings:
     try:
         if "dedup" in kwargs:
             kwargs["dedup"] = _dedup_settings(kwargs["dedup"] or {})
+        if "signals" in kwargs:
+            kwargs["signals"] = _signal_settings(kwargs["signals"] or {})
         return Settings(**kwargs)
     except NagInputError as exc:
         raise NagInputError(f"{path}: {exc}") from None
@@ -154,6 +220,57 @@ def _dedup_settings(raw: Any) -> DedupSettings:
     if not isinstance(values.get("decontaminate", False), bool):
         raise NagInputError(f"'dedup.decontaminate' must be true or false, got {values['decontaminate']!r}")
     return DedupSettings(**values)
+
+
+def _signal_settings(raw: Any) -> SignalSettings:
+    known = {f.name for f in dataclasses.fields(SignalSettings)}
+    if not isinstance(raw, dict) or set(raw) - known:
+        raise NagInputError(f"'signals' must be a mapping with keys from {sorted(known)}, got {raw!r}")
+    values = dict(raw)
+    if "families" in values:
+        fam = values["families"]
+        if isinstance(fam, str):
+            fam = [fam]
+        if not isinstance(fam, list):
+            raise NagInputError(f"'signals.families' must be a list from {list(OPTIONAL)}, got {fam!r}")
+        values["families"] = tuple(fam)
+    if "proxy_lm" in values:
+        lm = values["proxy_lm"] or {}
+        lm_known = {f.name for f in dataclasses.fields(ProxyLMSettings)}
+        if not isinstance(lm, dict) or set(lm) - lm_known:
+            raise NagInputError(f"'signals.proxy_lm' must be a mapping with keys from {sorted(lm_known)}, got {lm!r}")
+        values["proxy_lm"] = ProxyLMSettings(**lm)
+    return SignalSettings(**values)
+
+
+def parse_layers(spec: Any, num_layers: int | None) -> list[int] | None:
+    """Layer indices that ``score_layers`` names (None for all; with ``num_layers`` None only the syntax is checked).
+
+    The reference's ``slice_layers.py`` scores with the first or last layers only: early
+    layers carry surface form, late layers topic and task, so a slice trades one for the other.
+    """
+    def bad(why: str) -> NagInputError:
+        return NagInputError(f"nag.yaml: setting 'score_layers' {why}; use all, first:N, last:N or a list of layer indices")
+
+    if spec == "all":
+        return None if num_layers is None else list(range(num_layers))
+    if isinstance(spec, str) and spec.count(":") == 1:
+        where, count = spec.split(":")
+        if where not in ("first", "last") or not count.isdigit() or int(count) < 1:
+            raise bad(f"is {spec!r}")
+        n = int(count)
+        if num_layers is None:
+            return None
+        if n > num_layers:
+            raise bad(f"asks for {n} layers but the model has {num_layers}")
+        return list(range(n)) if where == "first" else list(range(num_layers - n, num_layers))
+    if isinstance(spec, list) and spec and all(isinstance(x, int) and not isinstance(x, bool) for x in spec):
+        if len(set(spec)) != len(spec) or min(spec) < 0:
+            raise bad(f"lists a negative or repeated layer: {spec}")
+        if num_layers is not None and max(spec) >= num_layers:
+            raise bad(f"names layer {max(spec)} but the model has layers 0..{num_layers - 1}")
+        return None if num_layers is None else sorted(spec)
+    raise bad(f"is {spec!r}")
 
 
 def settings_yaml(settings: Settings) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
@@ -71,6 +72,15 @@ def target_fingerprint(folder: Path) -> str:
 
 
 def _records(path: Path) -> list[dict]:
+    try:
+        return _read_records(path)
+    except UnicodeDecodeError as exc:
+        raise NagInputError(f"{path}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8.") from None
+    except (OSError, EOFError, pa.ArrowException) as exc:  # truncated gzip or Parquet, unreadable file
+        raise NagInputError(f"{path}: cannot be read ({exc}); re-export the file.") from None
+
+
+def _read_records(path: Path) -> list[dict]:
     if path.name.endswith(".parquet"):
         return pq.read_table(path).to_pylist()
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -110,6 +120,9 @@ def _render(record: object, spec: TargetSpec, where: str) -> str:
             raise NagInputError(
                 f"{where}: template field {exc} is not in the example (fields: {sorted(record)}). Fix 'template' in {SPEC_FILE}."
             ) from None
+        except (IndexError, AttributeError, ValueError) as exc:
+            raise NagInputError(f"{where}: template {spec.template!r} cannot be filled ({exc}). "
+                                f"Use named fields such as {{question}} in {SPEC_FILE}.") from None
     if isinstance(record.get("text"), str):
         return record["text"]
     return " ".join(str(v) for v in record.values() if isinstance(v, str))

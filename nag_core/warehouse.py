@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from nag_core.atomic import write_parquet
+from nag_core.atomic import sweep_temp_files, write_parquet
 
 # Columns every table has even while empty, so the views always exist and can be queried.
 TABLES: dict[str, dict[str, str]] = {
@@ -33,6 +33,7 @@ TABLES: dict[str, dict[str, str]] = {
                       "stage": "VARCHAR", "rule": "VARCHAR", "settings_hash": "VARCHAR", "shard": "VARCHAR",
                       "matched_target": "VARCHAR", "matched_example": "VARCHAR"},
     "dedup_signatures": {"docid": "VARCHAR", "shard": "VARCHAR", "text_hash": "VARCHAR", "settings_hash": "VARCHAR"},
+    "dedup_bands": {"docid": "VARCHAR", "band": "INTEGER", "bucket": "BIGINT", "settings_hash": "VARCHAR"},
     "dedup_settings": {"settings_hash": "VARCHAR", "normalizer": "VARCHAR", "near": "VARCHAR", "near_name": "VARCHAR",
                        "hashing_scheme": "VARCHAR", "near_threshold": "DOUBLE", "decontaminate": "BOOLEAN",
                        "signal_column": "VARCHAR"},
@@ -49,12 +50,48 @@ TABLES: dict[str, dict[str, str]] = {
                 "parquet_path": "VARCHAR", "manifest_path": "VARCHAR", "created_at": "VARCHAR"},
     "subset_members": {"subset": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR", "rank": "BIGINT",
                        "score": "DOUBLE", "token_num": "BIGINT", "shard": "VARCHAR"},
+    "neuron_counts": {"model": "VARCHAR", "shard": "VARCHAR", "neuron_type": "VARCHAR", "layer": "INTEGER",
+                      "neuron": "INTEGER", "count": "BIGINT"},
+    "subset_decisions": {"subset": "VARCHAR", "run_id": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR",
+                         "score": "DOUBLE", "rank": "BIGINT", "outcome": "VARCHAR", "step": "BIGINT", "pick": "BIGINT",
+                         "credited": "BOOLEAN", "created_at": "VARCHAR"},
+    "subset_history": {"subset": "VARCHAR", "run_id": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR",
+                       "score": "DOUBLE", "rank": "BIGINT", "outcome": "VARCHAR", "step": "BIGINT", "pick": "BIGINT",
+                       "credited": "BOOLEAN", "created_at": "VARCHAR"},
+    "subset_signal_values": {"subset": "VARCHAR", "run_id": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR",
+                             "signal": "VARCHAR", "value": "DOUBLE", "norm": "DOUBLE", "rank": "DOUBLE", "weight": "DOUBLE"},
+    "subset_signal_history": {"subset": "VARCHAR", "run_id": "VARCHAR", "docid": "VARCHAR", "target": "VARCHAR",
+                              "signal": "VARCHAR", "value": "DOUBLE", "norm": "DOUBLE", "rank": "DOUBLE", "weight": "DOUBLE"},
     "materializations": {"asset": "VARCHAR", "partition": "VARCHAR", "fingerprint": "VARCHAR",
                          "data_version": "VARCHAR", "run_id": "VARCHAR", "created_at": "VARCHAR"},
 }
 
 VIEWS = {
     "dedup_removals_by_shard": "SELECT shard, stage, count(*) AS removed FROM dedup_removed GROUP BY ALL ORDER BY ALL",
+    # Every decision of every subset's latest run, with each signal value the recipe read for it.
+    "subset_audit": "SELECT d.subset, d.run_id, d.docid, d.target, d.score, d.rank, d.outcome, d.step, d.pick, "
+                    "v.signal, v.value AS signal_value, v.norm AS signal_norm, v.rank AS signal_rank, v.weight "
+                    "FROM subset_decisions d LEFT JOIN subset_signal_values v ON v.subset = d.subset "
+                    "AND v.docid = d.docid AND (v.target = d.target OR v.target = '*')",
+    "subset_runs": "SELECT subset, run_id, min(created_at) AS created_at, "
+                   "count(DISTINCT docid) FILTER (outcome = 'selected') AS selected "
+                   "FROM subset_history GROUP BY ALL ORDER BY subset, created_at",
+    # Which asset run, settings and code produced each signal now in the warehouse.
+    "signal_provenance": "SELECT signal, asset, model, target, run_id, config_hash, code_version, count(*) AS documents "
+                         "FROM signals GROUP BY ALL ORDER BY ALL",
+}
+# subset_diff('name', 'run_a', 'run_b'): documents whose selection changed between two runs.
+MACROS = {
+    "subset_diff": "(s, run_from, run_to) AS TABLE "
+                   "WITH h AS (SELECT * FROM subset_history WHERE subset = s AND run_id IN (run_from, run_to)), "
+                   "per_doc AS (SELECT run_id, docid, bool_or(outcome = 'selected') AS selected, min(rank) AS rank, "
+                   "max(score) AS score FROM h GROUP BY ALL), "
+                   "a AS (SELECT * FROM per_doc WHERE run_id = run_from), b AS (SELECT * FROM per_doc WHERE run_id = run_to) "
+                   "SELECT coalesce(a.docid, b.docid) AS docid, "
+                   "CASE WHEN coalesce(b.selected, false) THEN 'added' ELSE 'removed' END AS change, "
+                   "a.rank AS rank_from, b.rank AS rank_to, a.score AS score_from, b.score AS score_to "
+                   "FROM a FULL JOIN b ON a.docid = b.docid "
+                   "WHERE coalesce(a.selected, false) <> coalesce(b.selected, false) ORDER BY change, docid",
 }
 
 
@@ -99,7 +136,12 @@ class Warehouse:
         return pl.concat(frames, how="diagonal_relaxed")
 
     def refresh_views(self, timeout_s: float = 60.0) -> None:
-        """(Re)create one view per table over its Parquet files."""
+        """(Re)create one view per table over its Parquet files.
+
+        Every run ends here, so this is also where a killed writer's temporary files
+        (left by SIGKILL, which no ``finally`` survives) are swept; a live writer's never are.
+        """
+        sweep_temp_files([self.root / d for d in ("tables", "cache", "subsets", "manifests")])
         statements = []
         for table, cols in TABLES.items():
             d = self.table_dir(table)
@@ -110,6 +152,7 @@ class Warehouse:
                 typed = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols.items())
                 statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT {typed} WHERE false")
         statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
+        statements += [f"CREATE OR REPLACE MACRO {name}{sql}" for name, sql in MACROS.items()]
         con = self._connect(read_only=False, timeout_s=timeout_s)
         try:
             for s in statements:
@@ -122,6 +165,14 @@ class Warehouse:
         if not self.db_path.exists():
             self.refresh_views(timeout_s)
         return self._connect(read_only=True, timeout_s=timeout_s)
+
+    def query_params(self, sql: str, params: list) -> pl.DataFrame:
+        """A read-only query whose values are bound as parameters, never formatted into the SQL."""
+        con = self.connect()
+        try:
+            return con.sql(sql, params=params).pl()
+        finally:
+            con.close()
 
     def query(self, sql: str) -> pl.DataFrame:
         con = self.connect()

@@ -4,9 +4,12 @@
     nag-select run             materialise whatever is stale, print a summary
     nag-select status          show stale partitions per asset, run nothing
     nag-select export-features write the activation cache as reference NAG JSONL
-    nag-select import-features adopt reference NAG JSONL as a shard's activation cache
+    nag-select import-features adopt reference NAG JSONL as shards' activation caches
     nag-select query SQL       query the warehouse (read-only)
     nag-select ui              serve the Dagster UI for this data root
+    nag-select gc              remove outputs of deleted or renamed shards, targets and models
+    nag-select explain DOCID   why a document is or is not in a subset, operator by operator
+    nag-select diff SUBSET     documents added and removed between two runs of a subset, and why
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from nag_core.errors import NagInputError
 from nag_core.home import Home, resolve_home
+from nag_select.audit_commands import add_audit_commands
 
 
 def _prepare(home: Path) -> None:
@@ -28,28 +32,35 @@ def _prepare(home: Path) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home")))
     dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():  # else Dagster prints its telemetry banner on first use
+        from nag_core.atomic import write_text
+
+        write_text("# Written by nag-select; edit freely.\ntelemetry:\n  enabled: false\n", dagster_home / "dagster.yaml")
     os.environ["NAG_HOME"] = str(home)
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is currently in preview.*")
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
 def cmd_run(args) -> int:
-    import dagster as dg
-
-    from nag_core.warehouse import Warehouse
-    from nag_select.runner import run_stale
-    from nag_select.summary import subset_summary
-
     home = resolve_home(args.home)
     if not home.is_dir():
         raise NagInputError(f"{home}: no such data root. Create it with pool/ and targets/ folders, or run `nag-select demo`.")
-    _prepare(home)
+    _prepare(home)  # before importing the assets: their definitions warn at import time
+    import dagster as dg
+
+    from nag_core.warehouse import Warehouse
+    from nag_select.runner import check_stages, run_stale
+    from nag_select.summary import subset_summary
+
+    only = check_stages([n.strip() for n in args.only.split(",") if n.strip()]) if args.only is not None else None
     with dg.DagsterInstance.get() as instance:
-        report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True))
+        report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True), only=only)
     print(f"\n{len(report.materialized)} partitions materialised in {report.seconds:.1f}s "
           f"({'nothing was stale' if not report.materialized and not report.failures else 'only stale work ran'}).")
-    print(subset_summary(Warehouse(home)))
+    if only is None or "selected_subset" in only or "mixture_subset" in only:
+        print(subset_summary(Warehouse(home)))
     if report.failures:
         print(f"\n{len(report.failures)} partition(s) failed:", file=sys.stderr)
         for asset, key, message in report.failures:
@@ -100,14 +111,41 @@ def cmd_export(args) -> int:
     return 0
 
 
+def import_pairs(args) -> list[tuple[str, Path]]:
+    """(shard, JSONL) pairs from repeated ``--shard S --in F`` flags or a ``--dir`` of ``<shard>.jsonl`` files."""
+    shards, inputs = args.shard or [], args.input or []
+    if args.dir is not None:
+        if shards or inputs:
+            raise NagInputError("import-features: give either --dir or --shard/--in pairs, not both")
+        folder = Path(args.dir)
+        if not folder.is_dir():
+            raise NagInputError(f"{folder}: no such folder (--dir expects <shard>.jsonl files)")
+        pairs = [(p.name[: -len(".jsonl")], p) for p in sorted(folder.glob("*.jsonl")) if not p.name.startswith(".")]
+        if not pairs:
+            raise NagInputError(f"{folder}: no <shard>.jsonl files to import")
+        return pairs
+    if not shards or len(shards) != len(inputs):
+        raise NagInputError(f"import-features: got {len(shards)} --shard and {len(inputs)} --in; give one --in after "
+                            "each --shard (or --dir DIR)")
+    return list(zip(shards, (Path(p) for p in inputs), strict=True))
+
+
 def cmd_import(args) -> int:
     from nag_core.freshness import State
     from nag_core.pool_steps import import_activation_cache
 
-    state = State(Home(resolve_home(args.home)))
-    result = import_activation_cache(state, args.model, args.shard, Path(args.input), args.neuron_type)
-    print(f"imported {result.metadata['documents']} documents into {result.metadata['cache_path']}; "
-          "`nag-select run` will use it instead of extracting")
+    pairs = import_pairs(args)
+    state = State(Home(resolve_home(args.home)))  # one State: inputs are hashed once for every shard
+    unknown = sorted(shard for shard, _ in pairs if shard not in state.shards)
+    if unknown:
+        raise NagInputError(f"import-features: no pool shard named {', '.join(unknown[:5])}"
+                            f"{' ...' if len(unknown) > 5 else ''} (shards are the file names in {state.home.pool_dir})")
+    total = 0
+    for shard, path in pairs:
+        result = import_activation_cache(state, args.model, shard, path, args.neuron_type)
+        total += result.metadata["documents"]
+        print(f"imported {result.metadata['documents']} documents of {shard} into {result.metadata['cache_path']}")
+    print(f"{total} documents in {len(pairs)} shard(s); `nag-select run` will use them instead of extracting")
     return 0
 
 
@@ -121,13 +159,31 @@ def cmd_query(args) -> int:
     return 0
 
 
+def ui_argv(repo_root: Path, host: str, port: int) -> list[str]:
+    """The ``dagster dev`` command line; it binds ``host``, 127.0.0.1 unless the user chose otherwise,
+    because the UI can launch runs and read every document and has no login."""
+    return ["dagster", "dev", "-w", str(repo_root / "workspace.yaml"), "-h", host, "-p", str(port)]
+
+
 def cmd_ui(args) -> int:
     home = resolve_home(args.home)
     _prepare(home)
     repo_root = Path(__file__).resolve().parent.parent
     os.chdir(repo_root)
-    print(f"Serving the Dagster UI for {home} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}) on port {args.port}")
-    os.execvp("dagster", ["dagster", "dev", "-w", str(repo_root / "workspace.yaml"), "-p", str(args.port)])
+    print(f"Serving the Dagster UI for {home} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}) on http://{args.host}:{args.port}")
+    os.execvp("dagster", ui_argv(repo_root, args.host, args.port))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from nag_core.gc import collect
+
+    home = Home(resolve_home(args.home))
+    garbage = collect(home, dry_run=args.dry_run, allow_empty_pool=args.allow_empty_pool)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in garbage.all:
+        print(f"{verb} {path.relative_to(home.root)}")
+    print(f"{verb} {len(garbage.files)} stale output file(s) and {len(garbage.temp_files)} leftover temporary file(s)")
     return 0
 
 
@@ -145,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(fn=cmd_demo)
     run = with_home(sub.add_parser("run", help="materialise everything stale and print a summary"))
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override nag.yaml's device")
+    run.add_argument("--only", metavar="STAGES", help="comma-separated stages to run, e.g. raw_pool,dedup_pool "
+                                                      "(before import-features); others are left as they are")
     run.set_defaults(fn=cmd_run)
     with_home(sub.add_parser("status", help="show which partitions are stale")).set_defaults(fn=cmd_status)
     export = with_home(sub.add_parser("export-features", help="write activation caches as reference NAG JSONL"))
@@ -152,10 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--neuron-type", default="fwd_up")
     export.set_defaults(fn=cmd_export)
-    imp = with_home(sub.add_parser("import-features", help="adopt reference NAG JSONL features as a shard's activation cache"))
+    imp = with_home(sub.add_parser("import-features", help="adopt reference NAG JSONL features as shards' activation caches",
+                                   description="Import order: `nag-select run --only raw_pool,dedup_pool`, then "
+                                               "import-features, then `nag-select run`."))
     imp.add_argument("--model", required=True)
-    imp.add_argument("--shard", required=True)
-    imp.add_argument("--in", dest="input", required=True)
+    imp.add_argument("--shard", action="append", help="shard name; repeat, each followed by its --in")
+    imp.add_argument("--in", dest="input", action="append", help="that shard's JSONL features")
+    imp.add_argument("--dir", help="folder of <shard>.jsonl files, one per shard (instead of --shard/--in)")
     imp.add_argument("--neuron-type", default="fwd_up")
     imp.set_defaults(fn=cmd_import)
     query = with_home(sub.add_parser("query", help="run read-only SQL on warehouse.duckdb"))
@@ -164,7 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(fn=cmd_query)
     ui = with_home(sub.add_parser("ui", help="serve the Dagster UI (dagster dev) for this data root"))
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ui.set_defaults(fn=cmd_ui)
+    gc = with_home(sub.add_parser("gc", help="remove outputs of deleted or renamed shards, targets and models"))
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    gc.add_argument("--allow-empty-pool", action="store_true", help="proceed even though pool/ has no shards")
+    gc.set_defaults(fn=cmd_gc)
+    add_audit_commands(sub, with_home)
     return parser
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from sensors.schedule import reselect_schedule
-from sensors.watchers import model_sensor, pool_sensor, target_sensor
+from sensors.watchers import model_sensor, pool_sensor, recipe_sensor, target_sensor
 
 # Evaluates the eager automation conditions that carry work downstream of the watchers.
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -11,6 +11,6 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
-SENSORS = [pool_sensor, target_sensor, model_sensor, automation_sensor]
+SENSORS = [pool_sensor, target_sensor, model_sensor, recipe_sensor, automation_sensor]
 
-__all__ = ["SENSORS", "automation_sensor", "model_sensor", "pool_sensor", "reselect_schedule", "target_sensor"]
+__all__ = ["SENSORS", "automation_sensor", "model_sensor", "pool_sensor", "recipe_sensor", "reselect_schedule", "target_sensor"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from nag_assets.graph_assets import activations_job, pool_job, target_job
+from nag_assets.graph_assets import activations_job, pool_job, recipe_job, target_job
 from nag_core.freshness import partition_key, split_key
 from nag_core.hashing import digest
 from resources import NagHomeResource
@@ -88,3 +88,19 @@ def model_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource)
     return dg.SensorResult(run_requests=requests, cursor=cursor,
                            dynamic_partitions_requests=_add(context, "models", sorted(state.models)))
 
+
+
+@dg.sensor(minimum_interval_seconds=TICK_SECONDS, job=recipe_job, default_status=dg.DefaultSensorStatus.RUNNING)
+def recipe_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) -> dg.SensorResult:
+    """New or edited recipe file: rematerialise just that recipe's subset.
+
+    A malformed recipe is still requested: its run fails with the error naming the
+    file, step and key, which is where a user looks (the run's failure in the UI).
+    """
+    state = nag_home.state()
+    files = state.home.recipe_files()
+    changed, cursor = _changed(context, {name: _stamp([path]) for name, path in files.items()})
+    requests = [dg.RunRequest(run_key=f"recipe:{name}:{state.fingerprint('recipe_subset', name)}", partition_key=name)
+                for name in state.stale("recipe_subset", changed)]
+    return dg.SensorResult(run_requests=requests, cursor=cursor,
+                           dynamic_partitions_requests=_add(context, "recipes", list(files)))

@@ -24,3 +24,40 @@ def test_all_benchmarks_smoke(tmp_path):
     retrieval = (out / "retrieval.md").read_text()
     assert "| NAG | NAG contrastive |" in retrieval
     assert "| NAG contrastive, K=50, smoothing 0.5 |" in (out / "recipes.md").read_text()
+
+
+def test_scale_benchmark_smoke(tmp_path):
+    """Synthetic pool, every stage in its own process, the per-run overhead table; no shared data needed."""
+    run = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = (tmp_path / "scale.md").read_text()
+    assert "| 3 | 1 |" in report and "| 400 | 2 | 400 | raw pool + dedup |" in report
+    assert "| | | | the rest |" in report
+
+
+def test_recipe_search_smoke(tmp_path):
+    """The fusion search on the smoke pool: a monotone search curve, a recipe the strict parser accepts, whose
+    dev mean is the grid's best, evaluated through run_recipe beside every single signal."""
+    requires_shared(SHARED / "pool" / "mixed_pool_dev.parquet")
+    committed = ROOT / "nag_core" / "recipe_library" / "recommended.yaml"
+    before = committed.read_bytes() if committed.exists() else None
+    run = subprocess.run([sys.executable, "benchmarks/bench_recipe_search.py", "--smoke", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    import json
+
+    from nag_core.recipes import load_recipe
+
+    data = json.loads((tmp_path / "recipe_search.json").read_text())
+    assert data["grid_size"] == 93  # weights {0, 1} over 5 signals (31 vectors) x 3 normalisations
+    curve = data["curve"]
+    assert len(curve) == 93 and all(b >= a for a, b in zip(curve, curve[1:]))
+    assert curve[-1] == data["best"]["dev_mean"] == data["top"][0]["dev_mean"]
+    recipe = load_recipe(tmp_path / "recommended.yaml")
+    assert recipe.select.budget_fraction == 0.2 and recipe.targets is None
+    assert set(data["reported"]) == {"recipe", "nag_contrastive", "nag_frequency", "embedding", "dsir", "bm25"}
+    assert all(0.0 <= v <= 1.0 for row in data["reported"].values() for v in row.values())
+    report = (tmp_path / "recipe_search.md").read_text()
+    assert "| recipes tried | best dev mean so far |" in report and (tmp_path / "recipe_search.png").exists()
+    assert (committed.read_bytes() if committed.exists() else None) == before  # smoke never rewrites the library

@@ -42,6 +42,7 @@ def test_run_prints_summary_then_reruns_nothing_and_exports(tmp_path):
     home = make_home(tmp_path / "home")
     first = cli("run", home=home)
     assert first.returncode == 0, first.stderr
+    assert "Telemetry" not in first.stderr and "Warning" not in first.stderr, first.stderr[:2000]
     assert "math__minilm-l6  (single" in first.stdout and "by domain: math=" in first.stdout
     assert "mixture__minilm-l6  (mixture" in first.stdout
     math = pl.read_parquet(home / "subsets" / "math__minilm-l6.parquet")

@@ -47,15 +47,28 @@ def test_warehouse_tables_and_lineage(built_demo):
     assert wh.query("SELECT count(*) FROM dedup_removed WHERE stage = 'exact'").item() == 5
     assert kept == 450  # 455 minus the 5 planted copies; no false near-duplicates
     signals = wh.query("SELECT target, model, count(*) AS n, min(value) AS lo, max(value) AS hi, "
-                       "count(DISTINCT run_id) AS runs, count(DISTINCT config_hash) AS cfg FROM signals GROUP BY ALL ORDER BY target")
+                       "count(DISTINCT run_id) AS runs, count(DISTINCT config_hash) AS cfg FROM signals "
+                       "WHERE signal = 'nag_frequency' GROUP BY ALL ORDER BY target")
     assert signals["n"].to_list() == [kept] * 3
     assert signals["lo"].min() >= 0 and signals["hi"].max() <= 1
     assert signals["runs"].to_list() == [1, 1, 1] and signals["cfg"].to_list() == [1, 1, 1]
+    families = wh.query("SELECT asset, signal, count(*) AS n, count(DISTINCT docid) AS docs, count(DISTINCT target) AS targets "
+                        "FROM signals GROUP BY ALL ORDER BY asset, signal")
+    expected = {("influence_scores", s): 3 * kept for s in ("nag_bad", "nag_contrastive", "nag_frequency", "nag_good")}
+    expected |= {(a, s): 3 * kept for a, s in (("embedding_scores", "embedding"), ("dsir_scores", "dsir"), ("bm25_scores", "bm25"))}
+    expected |= {("quality_signals", s): kept for s in ("quality_alnum_share", "quality_length", "quality_ngram_entropy",
+                                                        "quality_repetition_ratio")}
+    assert dict(zip(zip(families["asset"], families["signal"]), families["n"])) == expected
+    assert (families["docs"] == kept).all()
+    nag = wh.query("SELECT docid, target, signal, value FROM signals WHERE asset = 'influence_scores'").pivot(
+        on="signal", index=["docid", "target"], values="value")
+    assert (nag["nag_contrastive"] - (nag["nag_good"] - nag["nag_bad"])).abs().max() < 1e-9  # good minus bad
+    assert nag["nag_good"].min() >= 0 and nag["nag_bad"].min() >= 0
     graphs = wh.query("SELECT target, layer, sum(weight) AS w FROM neuron_graphs GROUP BY ALL")
     assert graphs.height == 3 * 6 and graphs["w"].to_list() == pytest.approx([1.0] * 18)
     subsets = wh.query("SELECT * FROM subsets ORDER BY subset")
     assert subsets["subset"].to_list() == ["clinical_medicine__minilm-l6", "grade_school_math__minilm-l6",
-                                           "mixture__minilm-l6", "python_code__minilm-l6"]
+                                           "math_and_code__recipe", "mixture__minilm-l6", "python_code__minilm-l6"]
     assert (subsets["selected_tokens"] <= subsets["budget_tokens"]).all()
     members = wh.query("SELECT subset, count(*) AS n FROM subset_members GROUP BY ALL ORDER BY subset")
     assert members["n"].to_list() == subsets["documents"].to_list()
@@ -65,8 +78,13 @@ def test_manifest_records_recipe_signals_and_input_versions(built_demo):
     home, _, _ = built_demo
     manifest = json.loads((home / "manifests" / "grade_school_math__minilm-l6.json").read_text())
     assert manifest["recipe"]["top_k"] == 20 and manifest["recipe"]["budget_fraction"] == 0.2
-    assert manifest["signals_used"] == [{"table": "signals", "signal": "nag_similarity", "target": "grade_school_math",
-                                         "model": "minilm-l6"}]
+    (used,) = manifest["signals_used"]
+    assert {k: used[k] for k in ("signal", "asset", "partition", "target", "model")} == {
+        "signal": "nag_frequency", "asset": "influence_scores", "partition": "minilm-l6|grade_school_math",
+        "target": "grade_school_math", "model": "minilm-l6"}
+    state = State(Home(home))
+    assert used["data_version"] == state.data_version("influence_scores", "minilm-l6|grade_school_math")
+    assert used["config_hash"] == state.settings.hash_for("scores") and used["run_id"]
     assert set(manifest["inputs"]["shards"]) == {"shard-000", "shard-001", "shard-002"}
     assert all(v["activation_cache"] for v in manifest["inputs"]["shards"].values())
     assert manifest["inputs"]["model"]["fingerprint"]
@@ -77,7 +95,11 @@ def test_manifest_records_recipe_signals_and_input_versions(built_demo):
 
 def test_runs_are_recorded_in_the_dagster_instance(built_demo):
     _, instance, report = built_demo
-    assert len(report.materialized) == 3 + 3 + 3 + 3 * 5 + 1
+    per_asset = {a: sum(1 for x, _ in report.materialized if x == a) for a, _ in report.materialized}
+    assert per_asset == {"raw_pool": 3, "dedup_pool": 3, "activation_cache": 3, "embedding_cache": 3, "target_examples": 3,
+                         "target_activations": 3, "neuron_graph": 3, "influence_scores": 3, "embedding_scores": 3,
+                         "dsir_scores": 3, "bm25_scores": 3, "quality_signals": 3, "selected_subset": 3,
+                         "mixture_subset": 1, "recipe_subset": 1}
     mats = instance.fetch_materializations(dg.AssetKey("selected_subset"), limit=10).records
     assert len(mats) == 3
     meta = mats[0].asset_materialization.metadata
@@ -106,7 +128,9 @@ def test_new_shard_extracts_only_itself_then_rescores(demo_copy):
     assert not any(a in ("target_examples", "target_activations", "neuron_graph") for a, _ in ran)
     assert sum(a == "influence_scores" for a, _ in ran) == 3
     assert os.stat(untouched).st_mtime_ns == before
-    assert Warehouse(demo_copy).read("signals", ["grade_school_math@minilm-l6"]).height == 452
+    scores = Warehouse(demo_copy).read("signals", ["influence_scores@minilm-l6@grade_school_math"])
+    assert scores.filter(pl.col("signal") == "nag_frequency").height == 452
+    assert ("recipe_subset", "math_and_code") in ran  # its signals changed with the pool
 
 
 def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
@@ -116,7 +140,8 @@ def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
                                               for i in range(8)))
     report = _run(demo_copy)
     assert {a for a, _ in report.materialized} == {"target_examples", "target_activations", "neuron_graph",
-                                                   "influence_scores", "selected_subset", "mixture_subset"}
+                                                   "influence_scores", "embedding_scores", "dsir_scores", "bm25_scores",
+                                                   "selected_subset", "mixture_subset"}  # not the recipe: fixed targets
     assert all("recipes" in k or a == "mixture_subset" for a, k in report.materialized)
     subset = pl.read_parquet(demo_copy / "subsets" / "recipes__minilm-l6.parquet")
     assert subset.filter(pl.col("domain") == "cooking").height / subset.height >= 0.7
@@ -124,7 +149,7 @@ def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
     (demo_copy / "nag.yaml").write_text("budget_fraction: 0.1\n")
     report = _run(demo_copy)
     assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}
-    sizes = Warehouse(demo_copy).read("subsets")
+    sizes = Warehouse(demo_copy).read("subsets").filter(pl.col("kind") != "recipe")  # a recipe has its own budget
     assert (sizes["selected_tokens"] <= (sizes["pool_tokens"] * 0.1)).all()
 
 
@@ -138,10 +163,9 @@ def test_contrastive_profile_rescores_without_reextracting(demo_copy):
 
     (demo_copy / "nag.yaml").write_text("profile: contrastive\ncontrast_smoothing: 0.5\n")
     report = _run(demo_copy)
-    assert {a for a, _ in report.materialized} == {"influence_scores", "selected_subset", "mixture_subset"}
+    assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}  # every NAG signal is stored already
     wh = Warehouse(demo_copy)
-    signals = wh.read("signals", ["grade_school_math@minilm-l6"])
-    assert set(signals["signal"].to_list()) == {"nag_contrastive"}
+    signals = wh.read("signals", ["influence_scores@minilm-l6@grade_school_math"]).filter(pl.col("signal") == "nag_contrastive")
     home = Home(demo_copy)
     shards = [read_cache(home.activation_cache_path("minilm-l6", s), "fwd_up") for s in ("shard-000", "shard-001", "shard-002")]
     width = shards[0][3]["widths"]["fwd_up"]

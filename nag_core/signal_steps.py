@@ -1,0 +1,256 @@
+"""Steps that compute the non-NAG signal families into the warehouse ``signals`` table.
+
+Every family writes rows of one shape (docid, shard, signal, target, model, value and
+the lineage columns asset, run_id, config_hash, code_version) to its own partition file
+``tables/signals/<asset>@<partition>.parquet``, so the DuckDB view ``signals`` holds every
+signal side by side and a recipe can read any mix of them. See
+``nag_core.signal_families`` for which asset computes what.
+
+Pool-side work that does not depend on the target is done once and cached: the
+embedding cache per (model, shard), and per-shard gradient features per proxy-LM
+version, so adding a target costs only the target's own examples.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nag_core.atomic import atomic_path, write_parquet
+from nag_core.errors import NagInputError
+from nag_core.freshness import State, split_key
+from nag_core.hashing import digest, file_digest, text_digest
+from nag_core.models import ModelPool
+from nag_core.signals import bm25, dsir, embedding
+from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
+from nag_core.warehouse import Warehouse, partition_id
+
+SIGNAL_COLUMNS = ("docid", "shard", "signal", "target", "model", "value", "asset", "run_id", "config_hash", "code_version")
+EMBEDDING_META = b"nag_embedding"
+
+
+def kept_documents(state: State, shards: list[str] | None = None) -> pl.DataFrame:
+    """docid, shard, text of the kept pool (every current shard unless named), sorted by shard then docid."""
+    wh = Warehouse(state.home.root)
+    frames = []
+    for shard in sorted(state.shards) if shards is None else shards:
+        kept = wh.read("pool_kept", [shard], columns=["docid"])
+        docs = wh.read("documents", [shard], columns=["docid", "text"])
+        frames.append(kept.join(docs, on="docid", how="left").with_columns(pl.lit(shard).alias("shard")).sort("docid"))
+    if not frames:
+        return pl.DataFrame(schema={"docid": pl.String, "text": pl.String, "shard": pl.String})
+    return pl.concat(frames).select("docid", "shard", "text")
+
+
+def target_texts(state: State, target: str) -> list[str]:
+    texts = Warehouse(state.home.root).read("target_examples", [target], columns=["text"])["text"].to_list()
+    if not texts:
+        raise NagInputError(f"{state.home.target_dir(target)}: target {target!r} has no examples; add example files")
+    return texts
+
+
+def write_signals(state: State, asset: str, key: str, rows: pl.DataFrame, run_id: str) -> tuple[str, pl.DataFrame]:
+    """Stamp ``rows`` (docid, shard, signal, value[, target, model]) with lineage, write them, record the partition."""
+    p = split_key(asset, key)
+    stage = {"influence_scores": "scores", "embedding_scores": "embeddings", "gradient_scores": "gradient",
+             "quality_signals": "quality"}.get(asset)
+    config_hash = state.settings.hash_for(stage) if stage else digest(asset, length=12)
+    frame = rows.with_columns(
+        *(pl.lit(p.get(c)).cast(pl.String).alias(c) for c in ("target", "model") if c not in rows.columns),
+        pl.lit(asset).alias("asset"), pl.lit(run_id).alias("run_id"), pl.lit(config_hash).alias("config_hash"),
+        pl.lit(code_version(asset)).alias("code_version"),
+    ).select(SIGNAL_COLUMNS).sort(["signal", "docid"])
+    Warehouse(state.home.root).write("signals", partition_id(asset, *key.split("|")), frame)
+    dv = digest(frame["signal"].to_list(), frame["docid"].to_list(), digest(np.round(frame["value"].to_numpy(), 12).tobytes().hex()))
+    return dv, frame
+
+
+def _finish(state: State, asset: str, key: str, fp: str, rows: pl.DataFrame, run_id: str, log: Log, what: str) -> StepResult:
+    dv, frame = write_signals(state, asset, key, rows, run_id)
+    record(state, asset, key, fp, dv, run_id)
+    summary = frame.group_by("signal").agg(pl.len().alias("documents"), pl.col("value").min().alias("min"),
+                                           pl.col("value").mean().alias("mean"), pl.col("value").max().alias("max")).sort("signal")
+    log(f"{asset}[{key}]: {what}, {frame.height} values")
+    return StepResult(dv, {"documents": int(frame["docid"].n_unique()), "signals": sorted(set(frame["signal"].to_list())),
+                           "config_hash": frame["config_hash"][0] if frame.height else None},
+                      preview=summary.with_columns(pl.col("min", "mean", "max").round(5)))
+
+
+def _single(docs: pl.DataFrame, signal: str, values: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({"docid": docs["docid"], "shard": docs["shard"], "signal": signal,
+                         "value": np.asarray(values, np.float64)})
+
+
+def lexical_scores(state: State, asset: str, key: str, run_id: str, log: Log = print) -> StepResult:
+    """DSIR or BM25 of every kept document against one target (model-free, so partitioned by target only)."""
+    fp = require_fingerprint(state, asset, key)
+    target = split_key(asset, key)["target"]
+    docs = kept_documents(state)
+    texts, examples = docs["text"].to_list(), target_texts(state, target)
+    if asset == "dsir_scores":
+        values, signal = dsir.score(texts, examples), "dsir"
+    else:
+        values, signal = bm25.score(texts, examples), "bm25"
+    return _finish(state, asset, key, fp, _single(docs, signal, values), run_id, log, f"{signal} against {target}")
+
+
+def embedding_cache(state: State, models: ModelPool, key: str, run_id: str, log: Log = print) -> StepResult:
+    """Mean-pooled embeddings of one shard's kept documents, so every target reuses them."""
+    fp = require_fingerprint(state, "embedding_cache", key)
+    p = split_key("embedding_cache", key)
+    docs = kept_documents(state, [p["shard"]])
+    model, tokenizer = models.load(state.models[p["model"]])
+    vectors = embedding.embed(docs["text"].to_list(), model, tokenizer, max_length=state.settings.max_length,
+                              batch_size=state.settings.batch_size)
+    path = state.home.embedding_cache_path(p["model"], p["shard"])
+    flat = pa.array(np.ascontiguousarray(vectors.reshape(-1)), pa.float32())
+    dim = vectors.shape[1]
+    table = pa.table({"docid": pa.array(docs["docid"].to_list(), pa.string()),
+                      "embedding": pa.FixedSizeListArray.from_arrays(flat, dim)})
+    meta = {"model": p["model"], "model_fingerprint": state.models[p["model"]].fingerprint, "dim": dim,
+            "max_length": state.settings.max_length, "shard": p["shard"], "versions": versions()}
+    write_parquet(table.replace_schema_metadata({EMBEDDING_META: json.dumps(meta, sort_keys=True).encode()}), path)
+    dv = digest(docs["docid"].to_list(), digest(np.round(vectors, 5).tobytes().hex()))
+    record(state, "embedding_cache", key, fp, dv, run_id)
+    log(f"embedded {docs.height} documents of {p['shard']} with {p['model']}")
+    return StepResult(dv, {"documents": docs.height, "dim": dim, "cache_path": str(path), "cache_bytes": path.stat().st_size})
+
+
+def read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {})[EMBEDDING_META])
+    n = table.num_rows
+    flat = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False) if n else np.zeros(0, np.float32)
+    return table.column("docid").to_pylist(), flat.reshape(n, meta["dim"])
+
+
+def embedding_scores(state: State, models: ModelPool, key: str, run_id: str, log: Log = print) -> StepResult:
+    fp = require_fingerprint(state, "embedding_scores", key)
+    p = split_key("embedding_scores", key)
+    model, tokenizer = models.load(state.models[p["model"]])
+    targets = embedding.embed(target_texts(state, p["target"]), model, tokenizer, max_length=state.settings.max_length,
+                              batch_size=state.settings.batch_size)
+    frames = []
+    for shard in sorted(state.shards):
+        docids, vectors = read_embeddings(state.home.embedding_cache_path(p["model"], shard))
+        frames.append(pl.DataFrame({"docid": docids, "shard": shard, "signal": "embedding",
+                                    "value": embedding.cosine_to_centroid(vectors, targets)}))
+    return _finish(state, "embedding_scores", key, fp, pl.concat(frames), run_id, log, f"embedding cosine to {p['target']}")
+
+
+def proxy_sample(docids: list[str], settings) -> list[int]:
+    """Indices of the proxy LM's training sample: the lowest docid hashes, about ``sample_fraction`` of the pool.
+
+    Hashing docids (not drawing from an RNG) keeps a document's membership fixed as shards arrive.
+    """
+    lm = settings.signals.proxy_lm
+    keys = np.array([int(text_digest(f"{lm.seed}:{d}", 12), 16) / 16 ** 12 for d in docids])
+    order = np.lexsort((np.arange(len(docids)), keys))
+    wanted = int(np.clip(int((keys < lm.sample_fraction).sum()), min(lm.min_documents, len(docids)), lm.max_documents))
+    return sorted(order[:wanted].tolist())
+
+
+def proxy_lm(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
+    """Train the byte-level causal LM behind perplexity and gradient influence, on a seeded pool sample."""
+    from nag_core.signals.causal_lm import save_byte_lm, train_byte_lm
+
+    fp = require_fingerprint(state, "proxy_lm", key)
+    docs = kept_documents(state)
+    if docs.is_empty():
+        raise NagInputError(f"{state.home.pool_dir}: the kept pool is empty, so there is nothing to train the proxy LM on")
+    rows = proxy_sample(docs["docid"].to_list(), state.settings)
+    sample = docs[rows]
+    lm = state.settings.signals.proxy_lm
+    model = train_byte_lm(sample["text"].to_list(), seed=lm.seed, steps=lm.steps, log=log)
+    meta = {"sample_documents": sample.height, "sample_docids": digest(sample["docid"].to_list()),
+            "settings": state.settings.as_dict()["signals"]["proxy_lm"],
+            "run_id": run_id}
+    save_byte_lm(model, state.home.proxy_lm_dir, meta)
+    weights = sorted(state.home.proxy_lm_dir.glob("*.safetensors"))
+    dv = digest([file_digest(w) for w in weights])
+    record(state, "proxy_lm", key, fp, dv, run_id)
+    log(f"proxy LM trained on {sample.height} documents for {lm.steps} steps")
+    return StepResult(dv, {"sample_documents": sample.height, "steps": lm.steps, "seed": lm.seed,
+                           "parameters": int(sum(p.numel() for p in model.parameters())),
+                           "path": str(state.home.proxy_lm_dir)})
+
+
+def _proxy_model(state: State):
+    from nag_core.signals.causal_lm import load_byte_lm
+
+    if not state.home.proxy_lm_dir.is_dir():
+        raise NagInputError(f"{state.home.proxy_lm_dir}: no proxy LM; materialise proxy_lm first (nag-select run does)")
+    return load_byte_lm(state.home.proxy_lm_dir)
+
+
+def quality_signals(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
+    """Target-free quality signals of one shard (and bits per byte under the proxy LM when enabled)."""
+    from nag_core.signals.quality import quality_signals as text_quality
+
+    fp = require_fingerprint(state, "quality_signals", key)
+    shard = split_key("quality_signals", key)["shard"]
+    docs = kept_documents(state, [shard])
+    texts = docs["text"].to_list()
+    values = text_quality(texts)
+    if "perplexity" in state.settings.signals.families:
+        from nag_core.signals.perplexity import byte_perplexity
+
+        values["quality_perplexity"] = byte_perplexity(_proxy_model(state), texts)
+    rows = pl.concat([_single(docs, name, v) for name, v in values.items()])
+    return _finish(state, "quality_signals", key, fp, rows.with_columns(pl.lit(None, pl.String).alias("target"),
+                                                                        pl.lit(None, pl.String).alias("model")),
+                   run_id, log, f"quality of {shard}")
+
+
+def _pool_gradients(state: State, model, shard: str, docs: pl.DataFrame) -> np.ndarray:
+    """One shard's gradient features, cached per proxy-LM version (they do not depend on the target)."""
+    from nag_core.signals.gradient import gradient_features
+
+    dim = state.settings.signals.gradient_dim
+    version = state.data_version("proxy_lm", "")
+    path = state.home.root / "cache" / "gradients" / f"{version}-{dim}" / f"{shard}.npz"
+    ids = docs["docid"].to_list()
+    if path.exists():
+        stored = np.load(path, allow_pickle=False)
+        if stored["docids"].tolist() == ids:
+            return stored["features"]
+    features = gradient_features(model, docs["text"].to_list(), dim=dim, seed=state.settings.signals.proxy_lm.seed)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, docids=np.array(ids, dtype=str), features=features)
+    return features
+
+
+def gradient_scores(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
+    """LESS-style gradient influence of every kept document on one target, under the proxy LM."""
+    from nag_core.signals.gradient import gradient_features, gradient_influence
+
+    fp = require_fingerprint(state, "gradient_scores", key)
+    target = split_key("gradient_scores", key)["target"]
+    model = _proxy_model(state)
+    dim, seed = state.settings.signals.gradient_dim, state.settings.signals.proxy_lm.seed
+    target_features = gradient_features(model, target_texts(state, target), dim=dim, seed=seed)
+    frames = []
+    for shard in sorted(state.shards):
+        docs = kept_documents(state, [shard])
+        frames.append(_single(docs, "gradient", gradient_influence(_pool_gradients(state, model, shard, docs), target_features)))
+    return _finish(state, "gradient_scores", key, fp, pl.concat(frames), run_id, log, f"gradient influence on {target}")
+
+
+def signal_provenance(state: State, parts: list[tuple[str, str, str]]) -> list[dict]:
+    """Per signal partition: which asset run, settings and data version produced the values read."""
+    wh = Warehouse(state.home.root)
+    out = []
+    for signal, asset, key in parts:
+        row = wh.read("signals", [partition_id(asset, *key.split("|"))],
+                      columns=["signal", "run_id", "config_hash", "code_version"]).filter(pl.col("signal") == signal).head(1)
+        stamp = row.row(0, named=True) if row.height else {}
+        out.append({"signal": signal, "asset": asset, "partition": key, **split_key(asset, key),
+                    "data_version": state.data_version(asset, key), "run_id": stamp.get("run_id"),
+                    "config_hash": stamp.get("config_hash"), "code_version": stamp.get("code_version")})
+    return out
