@@ -344,8 +344,8 @@ def recipe_scores(recipe, pool: pl.DataFrame, target: str, scores: dict[str, np.
 
     frame = pool.select(pl.col("docid").cast(pl.String), "token_num")
     result = run_recipe(recipe, [target], frame, signals_frame(pool, target, scores, quality))
-    fused = (frame.select("docid").join(result.decisions.filter(pl.col("target") == target).select("docid", "fused"),
-                                        on="docid", how="left", maintain_order="left")["fused"])
+    fused = (frame.select("docid").join(result.decisions.filter(pl.col("target") == target).select("docid", "score"),
+                                        on="docid", how="left", maintain_order="left")["score"])
     return fused.fill_null(-np.inf).to_numpy().astype(np.float64)
 
 

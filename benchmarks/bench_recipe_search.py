@@ -43,7 +43,7 @@ import polars as pl  # noqa: E402
 
 import bench_common as C  # noqa: E402
 from nag_core.recipe_ops import normalize  # noqa: E402
-from nag_core.recipes import NORMALIZERS, load_recipe, parse_recipe  # noqa: E402
+from nag_core.recipes import NORMALIZERS, load_recipe  # noqa: E402
 from nag_core.signals.quality import quality_signals  # noqa: E402
 
 SIGNALS = ("nag_contrastive", "nag_frequency", "embedding", "dsir", "bm25")
@@ -78,7 +78,7 @@ def recipe_dict(cand: tuple, budget_fraction: float = 0.2) -> dict:
 def describe(cand: tuple) -> str:
     f, norm, w = cand
     fuse = " + ".join(f"{x:g}*{s}" for s, x in zip(SIGNALS, w) if x)
-    filt = "" if f is None else f"{f[0]} {'>= ' + format(f[1], 'g') if f[1] is not None else '<= ' + format(f[2], 'g')} | "
+    filt = "" if f is None else f"{f[0]} {'>= ' + format(f[1], 'g') if f[1] is not None else '<= ' + format(f[2], 'g')}; "
     return f"{filt}{norm}: {fuse}"
 
 
@@ -230,7 +230,7 @@ def main() -> int:
           "at a document budget equal to the domain's size, mean over dev targets.", "",
           f"Grid: fuse `F = sum_s w_s * norm_s` with w_s in {{{', '.join(format(x, 'g') for x in (0, 1) if a.smoke) if a.smoke else ', '.join(format(x, 'g') for x in WEIGHTS)}}} "
           f"over {', '.join(SIGNALS)}; normalisation {', '.join(NORMALIZERS)}; quality filter "
-          f"{'none' if a.smoke else 'none, ' + ', '.join(describe((f, 'rank', (1.0,) + (0.0,) * 4)).split(' | ')[0] for f in FILTERS if f)}. "
+          f"{'none' if a.smoke else 'none, ' + ', '.join(describe((f, 'rank', (1.0,) + (0.0,) * 4)).split('; ')[0] for f in FILTERS if f)}. "
           f"{len(cands)} distinct recipes (scalar multiples of a weight vector rank identically and are searched "
           f"once), visited in the order of seed {a.seed}. Signal scoring took {score_seconds:.0f} s, the search "
           f"{search_seconds:.1f} s.", "",

@@ -35,6 +35,7 @@ BENCHES = {  # name -> (script, results file)
     "dedup": ("bench_dedup.py", "dedup.md"),
     "incremental": ("bench_incremental.py", "incremental.md"),
     "scale": ("bench_scale.py", "scale.md"),
+    "distilled": ("bench_distilled.py", "distilled.md"),
 }
 HERE = Path(__file__).resolve().parent
 

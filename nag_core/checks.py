@@ -110,7 +110,7 @@ def signals_cover_pool(state: State, asset: str, key: str) -> Check:
     per_signal = rows.group_by("signal").agg(pl.len().alias("n"), pl.col("docid").n_unique().alias("unique"),
                                              pl.col("value").is_finite().all().alias("finite")).sort("signal")
     bad = per_signal.filter((pl.col("n") != kept) | (pl.col("unique") != kept) | ~pl.col("finite"))
-    ok = per_signal.height > 0 and bad.is_empty()
+    ok = (per_signal.height > 0 or kept == 0) and bad.is_empty()
     return ok, (f"{per_signal.height} signal(s) x {kept} kept documents; "
                 f"{'all complete and finite' if ok else 'incomplete or non-finite: ' + ', '.join(bad['signal'].to_list())}"), \
         {"kept_documents": kept, "signals": per_signal["signal"].to_list()}

@@ -186,8 +186,9 @@ class State:
     def _recipe_upstream(self, name: str) -> list:
         recipe = self.recipes[name]
         if isinstance(recipe, NagInputError) or recipe.model not in self.models \
-                or any(t not in self.targets for t in (recipe.targets or ())):
-            return ["invalid", str(recipe)]  # runs, and fails with the recipe's own error
+                or any(t not in self.targets for t in (recipe.targets or ())) \
+                or not all(self.enabled(SIGNAL_FAMILY[s]) for s in recipe.signals):
+            return ["invalid", str(recipe)]  # runs, and fails with the error that says what to fix
         targets = recipe.resolved_targets(list(self.targets))
         upstream: list = [recipe.digest, *self._all_shards("dedup_pool")]
         for signal in recipe.signals:

@@ -73,7 +73,8 @@ def write_signals(state: State, asset: str, key: str, rows: pl.DataFrame, run_id
 def _finish(state: State, asset: str, key: str, fp: str, rows: pl.DataFrame, run_id: str, log: Log, what: str) -> StepResult:
     dv, frame = write_signals(state, asset, key, rows, run_id)
     record(state, asset, key, fp, dv, run_id)
-    summary = frame.group_by("signal").agg(pl.len().alias("documents"), pl.col("value").min().alias("min"),
+    summary = frame.with_columns(pl.col("value").cast(pl.Float64)).group_by("signal").agg(
+        pl.len().alias("documents"), pl.col("value").min().alias("min"),
                                            pl.col("value").mean().alias("mean"), pl.col("value").max().alias("max")).sort("signal")
     log(f"{asset}[{key}]: {what}, {frame.height} values")
     return StepResult(dv, {"documents": int(frame["docid"].n_unique()), "signals": sorted(set(frame["signal"].to_list())),
@@ -201,7 +202,7 @@ def quality_signals(state: State, key: str, run_id: str, log: Log = print) -> St
         from nag_core.signals.perplexity import byte_perplexity
 
         values["quality_perplexity"] = byte_perplexity(_proxy_model(state), texts)
-    rows = pl.concat([_single(docs, name, v) for name, v in values.items()])
+    rows = pl.concat([_single(docs, name, v) for name, v in values.items()]).with_columns(pl.col("value").cast(pl.Float64))
     return _finish(state, "quality_signals", key, fp, rows.with_columns(pl.lit(None, pl.String).alias("target"),
                                                                         pl.lit(None, pl.String).alias("model")),
                    run_id, log, f"quality of {shard}")

@@ -145,12 +145,14 @@ class Warehouse:
         statements = []
         for table, cols in TABLES.items():
             d = self.table_dir(table)
+            # The declared columns always exist (NULL where a file lacks one), so the views built on them bind.
+            typed = f"SELECT {', '.join(f'CAST(NULL AS {t}) AS {c}' for c, t in cols.items())} WHERE false"
             if d.is_dir() and any(d.glob("*.parquet")):
                 glob = str(d / "*.parquet").replace("'", "''")
-                statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
+                statements.append(f"CREATE OR REPLACE VIEW {table} AS {typed} "
+                                  f"UNION ALL BY NAME SELECT * FROM read_parquet('{glob}', union_by_name=true)")
             else:
-                typed = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols.items())
-                statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT {typed} WHERE false")
+                statements.append(f"CREATE OR REPLACE VIEW {table} AS {typed}")
         statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
         statements += [f"CREATE OR REPLACE MACRO {name}{sql}" for name, sql in MACROS.items()]
         con = self._connect(read_only=False, timeout_s=timeout_s)

@@ -19,7 +19,7 @@ def test_all_benchmarks_smoke(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = (out / "BENCHMARKS.md").read_text()
-    for name in ("recipes", "retrieval", "speed", "proxy", "dedup", "incremental"):
+    for name in ("recipes", "retrieval", "speed", "proxy", "dedup", "incremental", "distilled"):
         assert f"| {name} | `{name}.md` | ok |" in report, name
     retrieval = (out / "retrieval.md").read_text()
     assert "| NAG | NAG contrastive |" in retrieval

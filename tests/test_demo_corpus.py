@@ -78,7 +78,7 @@ def test_layout_and_summary(home):
         "pool/shard-000.parquet", "pool/shard-001.parquet", "pool/shard-002.jsonl",
         "targets/grade_school_math/train.jsonl", "targets/grade_school_math/target.yaml",
         "targets/python_code/examples.json", "targets/python_code/target.yaml",
-        "targets/clinical_medicine/examples.parquet",
+        "targets/clinical_medicine/examples.parquet", "recipes/math_and_code.yaml",
     }
     df = _pool(root)
     assert summary["documents"] == df.height == 6 * demo_corpus.DOCS_PER_DOMAIN + 5
