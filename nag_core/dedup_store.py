@@ -38,10 +38,14 @@ from nag_core.warehouse import Warehouse
 
 
 # DuckDB's buffer pool keeps freed Parquet read buffers up to its memory limit (80% of RAM
-# by default), and one query over many files reads several at once: both made the scan's
-# footprint grow with the number of earlier shards. So each query reads one file, in turn,
-# on one connection with a fixed limit; a join that needs more spills to a temporary directory.
+# by default), and one query over all files reads many at once: both made the scan's
+# footprint grow with the number of earlier shards. So each query reads a bounded group
+# of files (at most GROUP_BYTES on disk, GROUP_FILES files), in turn, on one connection
+# with a fixed limit; a join that needs more spills to a temporary directory. Grouping
+# keeps the number of queries, and so the fixed cost per run, from growing one per shard.
 DUCKDB_MEMORY_LIMIT = "256MB"
+GROUP_BYTES = 32 << 20
+GROUP_FILES = 64
 
 
 def _others(wh: Warehouse, table: str, shard: str) -> list[Path]:
@@ -49,14 +53,27 @@ def _others(wh: Warehouse, table: str, shard: str) -> list[Path]:
     return [wh.table_dir(table) / f"{p}.parquet" for p in wh.partitions(table) if p != shard]
 
 
+def _groups(files: list[Path]) -> list[list[str]]:
+    groups: list[list[str]] = []
+    size = 0
+    for f in files:
+        bytes_ = f.stat().st_size
+        if not groups or len(groups[-1]) >= GROUP_FILES or size + bytes_ > GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(str(f))
+        size += bytes_
+    return groups
+
+
 def _per_file(sql: str, files: list[Path], params: dict, frames: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
-    """``sql`` run once per file (bound to ``$file``), in file order, on one connection."""
+    """``sql`` run once per group of files (bound to ``$files``), in file order, on one connection."""
     with tempfile.TemporaryDirectory(prefix="nag-duckdb-") as spill:
         con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill})
         try:
             for name, frame in frames.items():
                 con.register(name, frame)
-            return [con.sql(sql, params={**params, "file": str(f)}).pl() for f in files]
+            return [con.sql(sql, params={**params, "files": group}).pl() for group in _groups(files)]
         finally:
             con.close()
 
@@ -71,7 +88,7 @@ def kept_norm_hashes(wh: Warehouse, shard: str, norm_hashes: pl.Series) -> pl.Da
     empty = pl.DataFrame(schema={"norm_hash": pl.String, "docid": pl.String})
     if not files or norm_hashes.is_empty():
         return empty
-    parts = _per_file("SELECT norm_hash, docid FROM read_parquet($file) WHERE norm_hash IN "
+    parts = _per_file("SELECT norm_hash, docid FROM read_parquet($files) WHERE norm_hash IN "
                       "(SELECT norm_hash FROM new_hashes) ORDER BY docid", files, {},
                       {"new_hashes": pl.DataFrame({"norm_hash": norm_hashes.unique()})})
     return pl.concat([p.select("norm_hash", "docid") for p in parts]).cast(empty.schema)
@@ -91,7 +108,7 @@ def prior_lookup(wh: Warehouse, shard: str, settings: MinHashSettings,
             return None
         with tempfile.TemporaryDirectory(prefix="nag-bands-") as tmp:
             band_files = _band_files(wh, shard, settings, Path(tmp))
-            cand = _per_file("SELECT DISTINCT s.docid FROM read_parquet($file) s JOIN new_bands n "
+            cand = _per_file("SELECT DISTINCT s.docid FROM read_parquet($files) s JOIN new_bands n "
                              "ON s.band = n.band AND s.bucket = n.bucket WHERE s.settings_hash = $hash",
                              band_files, {"hash": settings.settings_hash}, {"new_bands": new_bands.select("band", "bucket")})
         cand = pl.concat(cand).unique() if cand else None
@@ -99,12 +116,12 @@ def prior_lookup(wh: Warehouse, shard: str, settings: MinHashSettings,
             return None
         # cand is a registered frame, so it is the hash join's build side and each file streams past it
         rows = pl.concat(_per_file("SELECT g.docid, g.shard, g.text_hash, g.settings_hash, g.signature "
-                                   "FROM read_parquet($file) g SEMI JOIN cand c ON g.docid = c.docid "
+                                   "FROM read_parquet($files) g SEMI JOIN cand c ON g.docid = c.docid "
                                    "WHERE g.settings_hash = $hash", sig_files, {"hash": settings.settings_hash},
                                    {"cand": cand}), how="diagonal_relaxed").cast(signature_schema(settings))
         doc_files = _others(wh, "documents", shard)
         if with_text and rows.height and doc_files:
-            texts = pl.concat(_per_file("SELECT d.docid, d.text FROM read_parquet($file) d SEMI JOIN cand c "
+            texts = pl.concat(_per_file("SELECT d.docid, d.text FROM read_parquet($files) d SEMI JOIN cand c "
                                         "ON d.docid = c.docid", doc_files, {}, {"cand": rows.select("docid")}))
             rows = rows.join(texts, on="docid", how="left")
         return rows

@@ -19,10 +19,13 @@ from nag_core.atomic import stale_temp_files
 from nag_core.errors import NagInputError
 from nag_core.freshness import DIMENSIONS
 from nag_core.home import MIXTURE, Home
+from nag_core.recipe_steps import recipe_subset_name
 from nag_core.settings import DEFAULT_MODEL_NAME
+from nag_core.signal_families import FAMILIES
 from nag_core.warehouse import Warehouse, partition_id
 
 SHARD_TABLES = ("documents", "quarantine", "pool_kept", "dedup_removed", "dedup_signatures", "dedup_bands")
+# Not managed (kept whatever the inputs): dedup_settings (keyed by settings hash), target_examples below.
 OUTPUT_DIRS = ("tables", "cache", "subsets", "manifests")
 
 
@@ -40,7 +43,8 @@ def _current(home: Home) -> dict[str, list[str]]:
     models = [DEFAULT_MODEL_NAME]
     if home.models_dir.is_dir():
         models += sorted(p.name for p in home.models_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return {"shard": sorted(home.shard_files()), "target": sorted(home.target_dirs()), "model": models}
+    return {"shard": sorted(home.shard_files()), "target": sorted(home.target_dirs()), "model": models,
+            "recipe": sorted(home.recipe_files())}
 
 
 def _keys(dims: tuple[str, ...], values: dict[str, list[str]]) -> list[list[str]]:
@@ -58,18 +62,24 @@ def live_files(home: Home) -> dict[Path, set[str]]:
     for table in SHARD_TABLES:
         live[wh.table_dir(table)] = {f"{s}.parquet" for s in cur["shard"]}
     live[wh.table_dir("target_examples")] = {f"{t}.parquet" for t in cur["target"]}
-    target_model = {partition_id(t, m) for t in cur["target"] for m in cur["model"]}
-    for table in ("neuron_graphs", "signals"):
-        live[wh.table_dir(table)] = {f"{p}.parquet" for p in target_model}
+    live[wh.table_dir("neuron_graphs")] = {f"{partition_id(t, m)}.parquet" for t in cur["target"] for m in cur["model"]}
+    live[wh.table_dir("neuron_counts")] = {f"{partition_id(m, s)}.parquet" for m in cur["model"] for s in cur["shard"]}
+    live[wh.table_dir("signals")] = {f"{partition_id(asset, *key)}.parquet"
+                                     for asset in FAMILIES for key in _keys(DIMENSIONS[asset], cur)}
     subsets = {f"{t}__{m}" for t in [*cur["target"], MIXTURE] for m in cur["model"]}
-    for table in ("subsets", "subset_members"):
+    subsets |= {recipe_subset_name(r) for r in cur["recipe"]}
+    for table in ("subsets", "subset_members", "subset_decisions", "subset_signal_values"):
         live[wh.table_dir(table)] = {f"{n}.parquet" for n in subsets}
+    for table in ("subset_history", "subset_signal_history"):  # <subset>@<run id>: every run of a live subset
+        d = wh.table_dir(table)
+        live[d] = {p.name for p in d.glob("*.parquet") if p.name.split("@")[0] in subsets} if d.is_dir() else set()
     live[home.subsets_dir] = {f"{n}.parquet" for n in subsets}
     live[home.manifests_dir] = {f"{n}.json" for n in subsets}
     live[wh.table_dir("materializations")] = {
-        f"{partition_id(asset, *key)}.parquet" for asset, dims in DIMENSIONS.items() for key in _keys(dims, cur)}
+        f"{partition_id(asset, *(key or ['']))}.parquet" for asset, dims in DIMENSIONS.items() for key in _keys(dims, cur)}
     for model in _model_dirs(home):
-        live[home.root / "cache" / "activations" / model] = {f"{s}.parquet" for s in cur["shard"]} if model in cur["model"] else set()
+        for kind in ("activations", "embeddings"):
+            live[home.root / "cache" / kind / model] = {f"{s}.parquet" for s in cur["shard"]} if model in cur["model"] else set()
         live[home.root / "cache" / "target_activations" / model] = (
             {f"{t}.parquet" for t in cur["target"]} if model in cur["model"] else set())
     return live
@@ -77,7 +87,7 @@ def live_files(home: Home) -> dict[Path, set[str]]:
 
 def _model_dirs(home: Home) -> set[str]:
     out = set()
-    for kind in ("activations", "target_activations"):
+    for kind in ("activations", "target_activations", "embeddings"):
         d = home.root / "cache" / kind
         if d.is_dir():
             out |= {p.name for p in d.iterdir() if p.is_dir()}
@@ -107,7 +117,7 @@ def collect(home: Home, dry_run: bool = False, allow_empty_pool: bool = False) -
         return garbage
     for path in garbage.all:
         path.unlink(missing_ok=True)
-    for kind in ("activations", "target_activations"):
+    for kind in ("activations", "target_activations", "embeddings"):
         d = home.root / "cache" / kind
         for sub in (d.iterdir() if d.is_dir() else []):
             if sub.is_dir() and not any(sub.iterdir()):

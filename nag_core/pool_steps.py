@@ -41,7 +41,7 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
 
     validated = read_shard(path, shard, count)
     wh = Warehouse(state.home.root)
-    validated = drop_foreign_docids(validated, _foreign_docids(wh, shard, validated.documents["docid"]))
+    validated = drop_foreign_docids(validated, _foreign_docids(wh, shard, validated.documents["docid"], set(state.shards)))
     docs, quarantine = validated.documents, validated.quarantine
     wh.write("documents", shard, docs)
     wh.write("quarantine", shard, quarantine)
@@ -58,7 +58,7 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
     }, preview=reasons)
 
 
-def _foreign_docids(wh: Warehouse, shard: str, docids: pl.Series) -> dict[str, str]:
+def _foreign_docids(wh: Warehouse, shard: str, docids: pl.Series, current: set[str]) -> dict[str, str]:
     """docid -> shard for this shard's docids that another shard already holds.
 
     A semi-join in DuckDB over the other shards' Parquet files: only the docid column is
@@ -67,7 +67,9 @@ def _foreign_docids(wh: Warehouse, shard: str, docids: pl.Series) -> dict[str, s
     No ``union_by_name``: DuckDB binds the two columns by name in every file anyway, and
     unifying every file's full schema first tripled the cost on many small shards.
     """
-    files = [str(wh.table_dir("documents") / f"{p}.parquet") for p in wh.partitions("documents") if p != shard]
+    # Only shards that still exist: a renamed shard's old rows must not claim its docids.
+    files = [str(wh.table_dir("documents") / f"{p}.parquet") for p in wh.partitions("documents")
+             if p != shard and p in current]
     if not files or docids.is_empty():
         return {}
     con = duckdb.connect()

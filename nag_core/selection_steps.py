@@ -17,7 +17,7 @@ from nag_core.pool_counts import pool_counts
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
 from nag_core.settings import Settings, parse_layers
-from nag_core.signal_steps import signal_provenance, write_signals
+from nag_core.signal_steps import require_pool, signal_provenance, write_signals
 from nag_core.step_result import Log, StepResult, code_version, now, record, require_fingerprint, versions
 from nag_core.subset_store import lookup_documents, write_decisions, write_subset
 from nag_core.warehouse import Warehouse, partition_id
@@ -98,7 +98,7 @@ def influence_scores(state: State, key: str, run_id: str, log: Log = print) -> S
             frames.append(pl.DataFrame({"docid": docids, "shard": shard, "signal": signal, "value": similarity(sliced, w)}))
     legacy = wh.table_dir("signals") / f"{partition_id(p['target'], p['model'])}.parquet"
     legacy.unlink(missing_ok=True)  # written by code version 1, before every family had its own file
-    dv, scores = write_signals(state, "influence_scores", key, pl.concat(frames), run_id)
+    dv, scores = write_signals(state, "influence_scores", key, require_pool(state, pl.concat(frames)), run_id)
     record(state, "influence_scores", key, fp, dv, run_id)
     main = scores.filter(pl.col("signal") == signal_name(state.settings))
     values = main["value"].to_numpy()
@@ -117,7 +117,7 @@ def _scored_pool(state: State, target: str, model: str) -> pl.DataFrame:
     scores = (wh.read("signals", [nag_partition(model, target)], columns=["docid", "signal", "value"])
               .filter(pl.col("signal") == signal_name(state.settings)).select("docid", pl.col("value").alias("score")))
     kept = wh.read("pool_kept", sorted(state.shards), columns=["docid", "token_num", "shard"])
-    return scores.join(kept, on="docid", how="inner")
+    return require_pool(state, scores.join(kept, on="docid", how="inner"))
 
 
 def _decisions(scored: pl.DataFrame, members: pl.DataFrame, target: str) -> pl.DataFrame:

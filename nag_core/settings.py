@@ -111,11 +111,11 @@ class Settings:
         def bad(name: str, why: str) -> NagInputError:
             return NagInputError(f"nag.yaml: setting '{name}' {why}")
 
-        if not isinstance(self.top_k, int) or self.top_k < 1:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise bad("top_k", f"must be a positive integer, got {self.top_k!r}")
-        if not isinstance(self.max_length, int) or self.max_length < 1:
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1:
             raise bad("max_length", f"must be a positive integer, got {self.max_length!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise bad("batch_size", f"must be a positive integer, got {self.batch_size!r}")
         unknown = [t for t in self.neuron_types if t not in NEURON_TYPES]
         if unknown or not self.neuron_types:
@@ -127,7 +127,8 @@ class Settings:
         if isinstance(self.contrast_smoothing, bool) or not isinstance(self.contrast_smoothing, (int, float)) \
                 or not self.contrast_smoothing > 0:
             raise bad("contrast_smoothing", f"must be a positive number, got {self.contrast_smoothing!r}")
-        if not isinstance(self.budget_fraction, (int, float)) or not 0 < self.budget_fraction <= 1:
+        if isinstance(self.budget_fraction, bool) or not isinstance(self.budget_fraction, (int, float)) \
+                or not 0 < self.budget_fraction <= 1:
             raise bad("budget_fraction", f"must be a number in (0, 1], got {self.budget_fraction!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise bad("device", f"must be auto, cpu or cuda, got {self.device!r}")
@@ -201,11 +202,16 @@ def load_settings(path: Path) -> Settings:
         raise NagInputError(f"{path}: {exc}") from None
 
 
-def _dedup_settings(raw: Any) -> DedupSettings:
-    known = {f.name for f in dataclasses.fields(DedupSettings)}
+def _section(raw: Any, cls: type, name: str) -> dict:
+    """A nested section's values, after checking it is a mapping of ``cls``'s fields only."""
+    known = {f.name for f in dataclasses.fields(cls)}
     if not isinstance(raw, dict) or set(raw) - known:
-        raise NagInputError(f"'dedup' must be a mapping with keys from {sorted(known)}, got {raw!r}")
-    values = dict(raw)
+        raise NagInputError(f"'{name}' must be a mapping with keys from {sorted(known)}, got {raw!r}")
+    return dict(raw)
+
+
+def _dedup_settings(raw: Any) -> DedupSettings:
+    values = _section(raw, DedupSettings, "dedup")
     if "near" in values:
         near = values["near"]
         if near in (None, False):
@@ -223,10 +229,7 @@ def _dedup_settings(raw: Any) -> DedupSettings:
 
 
 def _signal_settings(raw: Any) -> SignalSettings:
-    known = {f.name for f in dataclasses.fields(SignalSettings)}
-    if not isinstance(raw, dict) or set(raw) - known:
-        raise NagInputError(f"'signals' must be a mapping with keys from {sorted(known)}, got {raw!r}")
-    values = dict(raw)
+    values = _section(raw, SignalSettings, "signals")
     if "families" in values:
         fam = values["families"]
         if isinstance(fam, str):
@@ -235,11 +238,7 @@ def _signal_settings(raw: Any) -> SignalSettings:
             raise NagInputError(f"'signals.families' must be a list from {list(OPTIONAL)}, got {fam!r}")
         values["families"] = tuple(fam)
     if "proxy_lm" in values:
-        lm = values["proxy_lm"] or {}
-        lm_known = {f.name for f in dataclasses.fields(ProxyLMSettings)}
-        if not isinstance(lm, dict) or set(lm) - lm_known:
-            raise NagInputError(f"'signals.proxy_lm' must be a mapping with keys from {sorted(lm_known)}, got {lm!r}")
-        values["proxy_lm"] = ProxyLMSettings(**lm)
+        values["proxy_lm"] = ProxyLMSettings(**_section(values["proxy_lm"] or {}, ProxyLMSettings, "signals.proxy_lm"))
     return SignalSettings(**values)
 
 

@@ -47,6 +47,15 @@ def kept_documents(state: State, shards: list[str] | None = None) -> pl.DataFram
     return pl.concat(frames).select("docid", "shard", "text")
 
 
+def require_pool(state: State, docs: pl.DataFrame) -> pl.DataFrame:
+    """A clear error, not a crash, when no document survived validation and dedup."""
+    if docs.is_empty():
+        raise NagInputError(f"{state.home.pool_dir}: no document to score: every shard is empty, or all its rows were "
+                            "quarantined or removed by dedup (see the 'quarantine' and 'dedup_removed' tables). "
+                            "Add documents under pool/.")
+    return docs
+
+
 def target_texts(state: State, target: str) -> list[str]:
     texts = Warehouse(state.home.root).read("target_examples", [target], columns=["text"])["text"].to_list()
     if not texts:
@@ -91,7 +100,7 @@ def lexical_scores(state: State, asset: str, key: str, run_id: str, log: Log = p
     """DSIR or BM25 of every kept document against one target (model-free, so partitioned by target only)."""
     fp = require_fingerprint(state, asset, key)
     target = split_key(asset, key)["target"]
-    docs = kept_documents(state)
+    docs = require_pool(state, kept_documents(state))
     texts, examples = docs["text"].to_list(), target_texts(state, target)
     if asset == "dsir_scores":
         values, signal = dsir.score(texts, examples), "dsir"

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import logging
 import os
 import sys
@@ -43,6 +45,23 @@ def _prepare(home: Path) -> None:
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def _instance_lock():
+    """One ``nag-select run`` per Dagster instance at a time.
+
+    Two runs on a fresh DAGSTER_HOME race to create its SQLite schema, and the run storage
+    is not meant for concurrent writers; the second run waits here, then finds only what
+    the first left stale (usually nothing).
+    """
+    path = Path(os.environ["DAGSTER_HOME"]) / ".nag-select-run.lock"
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def cmd_run(args) -> int:
     home = resolve_home(args.home)
     if not home.is_dir():
@@ -55,7 +74,7 @@ def cmd_run(args) -> int:
     from nag_select.summary import subset_summary
 
     only = check_stages([n.strip() for n in args.only.split(",") if n.strip()]) if args.only is not None else None
-    with dg.DagsterInstance.get() as instance:
+    with _instance_lock(), dg.DagsterInstance.get() as instance:
         report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True), only=only)
     print(f"\n{len(report.materialized)} partitions materialised in {report.seconds:.1f}s "
           f"({'nothing was stale' if not report.materialized and not report.failures else 'only stale work ran'}).")

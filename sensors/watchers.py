@@ -37,6 +37,13 @@ def _changed(context: dg.SensorEvaluationContext, current: dict[str, str]) -> tu
     return changed, json.dumps(current, sort_keys=True)
 
 
+def _replacing(state, asset: str, key: str) -> str:
+    """The fingerprint of the build a request replaces: content that returns to an earlier
+    version (A, B, then A again) is a new key, while a repeated tick for the same change is not."""
+    row = state.ledger.get((asset, key))
+    return row["fingerprint"] if row else "new"
+
+
 def _add(context: dg.SensorEvaluationContext, partitions: str, names: list[str]) -> list:
     known = set(context.instance.get_dynamic_partitions(partitions))
     new = [n for n in names if n not in known]
@@ -50,7 +57,7 @@ def pool_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource) 
     state = nag_home.state()
     files = state.home.shard_files()
     changed, cursor = _changed(context, {name: _stamp([path]) for name, path in files.items()})
-    requests = [dg.RunRequest(run_key=f"shard:{s}:{state.shards[s]}", partition_key=s)
+    requests = [dg.RunRequest(run_key=f"shard:{s}:{state.shards[s]}:{_replacing(state, 'raw_pool', s)}", partition_key=s)
                 for s in state.stale("raw_pool", changed)]
     return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=_add(context, "shards", list(files)))
 
@@ -63,7 +70,8 @@ def target_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource
     folders = state.home.target_dirs()
     changed, cursor = _changed(context, {t: _stamp([p for p in d.rglob("*") if p.is_file()]) for t, d in folders.items()})
     keys = [partition_key("target_examples", model=m, target=t) for t in changed for m in sorted(state.models)]
-    requests = [dg.RunRequest(run_key=f"target:{key}:{state.targets[split_key('target_examples', key)['target']]}",
+    requests = [dg.RunRequest(run_key=f"target:{key}:{state.targets[split_key('target_examples', key)['target']]}:"
+                                      f"{_replacing(state, 'target_examples', key)}",
                               partition_key=dg.MultiPartitionKey(split_key("target_examples", key)))
                 for key in state.stale("target_examples", keys)]
     partitions = _add(context, "targets", list(folders)) + _add(context, "models", sorted(state.models))
@@ -82,7 +90,7 @@ def model_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource)
         caches = [partition_key("activation_cache", model=model, shard=s) for s in sorted(state.shards)]
         targets = [partition_key("target_examples", model=model, target=t) for t in sorted(state.targets)]
         for job, asset, keys in ((activations_job, "activation_cache", caches), (target_job, "target_examples", targets)):
-            requests += [dg.RunRequest(run_key=f"model:{fingerprint}:{key}", job_name=job.name,
+            requests += [dg.RunRequest(run_key=f"model:{fingerprint}:{key}:{_replacing(state, asset, key)}", job_name=job.name,
                                        partition_key=dg.MultiPartitionKey(split_key(asset, key)))
                          for key in state.stale(asset, keys)]
     return dg.SensorResult(run_requests=requests, cursor=cursor,
@@ -100,7 +108,8 @@ def recipe_sensor(context: dg.SensorEvaluationContext, nag_home: NagHomeResource
     state = nag_home.state()
     files = state.home.recipe_files()
     changed, cursor = _changed(context, {name: _stamp([path]) for name, path in files.items()})
-    requests = [dg.RunRequest(run_key=f"recipe:{name}:{state.fingerprint('recipe_subset', name)}", partition_key=name)
+    requests = [dg.RunRequest(run_key=f"recipe:{name}:{state.fingerprint('recipe_subset', name)}:"
+                                      f"{_replacing(state, 'recipe_subset', name)}", partition_key=name)
                 for name in state.stale("recipe_subset", changed)]
     return dg.SensorResult(run_requests=requests, cursor=cursor,
                            dynamic_partitions_requests=_add(context, "recipes", list(files)))

@@ -34,6 +34,17 @@ def built_demo(tmp_path_factory):
     return home, instance, report
 
 
+def run_clean(home: Path):
+    """``run_stale`` on a fresh ephemeral instance; every partition must succeed."""
+    import dagster as dg
+
+    from nag_select.runner import run_stale
+
+    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
+    assert not report.failures, report.failures
+    return report
+
+
 @pytest.fixture
 def demo_copy(built_demo, tmp_path):
     """A private copy of the built demo root, for tests that change inputs."""

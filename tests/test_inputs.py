@@ -143,5 +143,8 @@ def test_stage_hashes_change_only_with_the_settings_they_read():
     assert base.hash_for("activations") != k.hash_for("activations")
     assert base.hash_for("dedup_pool") == k.hash_for("dedup_pool")
     contrastive = Settings(profile="contrastive")
-    assert base.hash_for("scores") != contrastive.hash_for("scores")
+    # every NAG signal is stored whatever the profile: the profile only decides what subsets rank by
+    assert base.hash_for("scores") == contrastive.hash_for("scores")
+    assert base.hash_for("selection") != contrastive.hash_for("selection")
+    assert base.hash_for("scores") != Settings(score_layers="last:2").hash_for("scores")
     assert base.hash_for("neuron_graph") == contrastive.hash_for("neuron_graph")

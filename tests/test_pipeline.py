@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_clean
 
 from nag_core.demo_corpus import DEMO_TARGET_DOMAINS
 from nag_core.freshness import STAGES, State, partition_key
@@ -15,12 +16,6 @@ from nag_core.warehouse import Warehouse
 from nag_select.runner import run_stale
 
 pytestmark = pytest.mark.slow
-
-
-def _run(home):
-    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
-    assert not report.failures, report.failures
-    return report
 
 
 def test_each_target_selects_its_own_domain(built_demo):
@@ -121,7 +116,7 @@ def test_new_shard_extracts_only_itself_then_rescores(demo_copy):
     pl.DataFrame({"docid": ["new-1", "new-2"], "text": ["Add 3 apples to 4 apples: how many apples? 7.",
                                                         "The patient was prescribed 20 mg of atorvastatin."]}
                  ).write_parquet(demo_copy / "pool" / "shard-003.parquet")
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     ran = {(a, k) for a, k in report.materialized}
     assert ("raw_pool", "shard-003") in ran and ("activation_cache", "minilm-l6|shard-003") in ran
     assert not any(k.endswith(("shard-000", "shard-001", "shard-002")) for _, k in ran)
@@ -138,7 +133,7 @@ def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
     target.mkdir()
     (target / "r.jsonl").write_text("\n".join(json.dumps({"text": f"Whisk {i} eggs with sugar, bake at 180C for 25 minutes."})
                                               for i in range(8)))
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     assert {a for a, _ in report.materialized} == {"target_examples", "target_activations", "neuron_graph",
                                                    "influence_scores", "embedding_scores", "dsir_scores", "bm25_scores",
                                                    "selected_subset", "mixture_subset"}  # not the recipe: fixed targets
@@ -147,7 +142,7 @@ def test_new_target_and_budget_change_touch_only_what_they_affect(demo_copy):
     assert subset.filter(pl.col("domain") == "cooking").height / subset.height >= 0.7
 
     (demo_copy / "nag.yaml").write_text("budget_fraction: 0.1\n")
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}
     sizes = Warehouse(demo_copy).read("subsets").filter(pl.col("kind") != "recipe")  # a recipe has its own budget
     assert (sizes["selected_tokens"] <= (sizes["pool_tokens"] * 0.1)).all()
@@ -162,7 +157,7 @@ def test_contrastive_profile_rescores_without_reextracting(demo_copy):
     from nag_core.graph import contrastive_profile, neuron_counts
 
     (demo_copy / "nag.yaml").write_text("profile: contrastive\ncontrast_smoothing: 0.5\n")
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     assert {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}  # every NAG signal is stored already
     wh = Warehouse(demo_copy)
     signals = wh.read("signals", ["influence_scores@minilm-l6@grade_school_math"]).filter(pl.col("signal") == "nag_contrastive")
@@ -209,7 +204,7 @@ def test_near_duplicates_and_contamination_are_removed_with_an_audit_trail(demo_
     leaked = f"{example['question']} {example['answer']}"
     pl.DataFrame({"docid": ["near-copy", "leak"], "text": [edited, leaked]}).write_parquet(demo_copy / "pool" / "shard-009.parquet")
     (demo_copy / "nag.yaml").write_text("dedup:\n  decontaminate: true\n")
-    report = _run(demo_copy)
+    report = run_clean(demo_copy)
     assert ("dedup_pool", "shard-009") in report.materialized
 
     audit = wh.read("dedup_removed", ["shard-009"])

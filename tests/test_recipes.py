@@ -173,3 +173,11 @@ def test_empty_pool_and_a_budget_smaller_than_any_document():
     sig = signals({("nag_contrastive", "a"): [1.0, 2.0]})
     res = run_recipe(recipe(FUSE, {"select": {"budget_fraction": 0.01}}), ["a"], pool(2), sig)
     assert res.members["docid"].to_list() == ["d1"]  # kept alone, as the single-target rule does
+
+
+def test_the_shipped_recommended_recipe_parses():
+    import nag_core
+
+    recipe = load_recipe(Path(nag_core.__file__).parent / "recipe_library" / "recommended.yaml")
+    assert recipe.targets is None and recipe.select.budget_fraction == 0.2
+    assert dict(recipe.fuse.weights) == {"nag_contrastive": 1.0, "bm25": 0.5} and recipe.fuse.normalize == "minmax"

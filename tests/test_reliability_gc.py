@@ -60,11 +60,14 @@ def test_renamed_rewritten_and_deleted_inputs_are_cleaned_and_unused(tmp_path, c
     assert main(["gc", "--home", str(home), "--dry-run"]) == 0
     listed = capsys.readouterr().out
     for rel in ("tables/documents/s2.parquet", "cache/activations/minilm-l6/s2.parquet", "tables/materializations/raw_pool@s2.parquet",
-                "tables/target_examples/t2.parquet", "tables/signals/t2@minilm-l6.parquet", "subsets/t2__minilm-l6.parquet",
+                "tables/target_examples/t2.parquet", "tables/signals/influence_scores@minilm-l6@t2.parquet",
+                "tables/signals/dsir_scores@t2.parquet", "tables/subset_decisions/t2__minilm-l6.parquet",
+                "tables/neuron_counts/minilm-l6@s2.parquet", "subsets/t2__minilm-l6.parquet",
                 "manifests/t2__minilm-l6.json", "cache/target_activations/minilm-l6/t2.parquet"):
         assert f"would remove {rel}\n" in listed
         assert (home / rel).exists()  # a dry run removes nothing
     assert "s1.parquet" not in listed and "t1__minilm-l6" not in listed
+    assert "influence_scores@minilm-l6@t1" not in listed and "dsir_scores@t1" not in listed  # live signals stay
 
     removed = collect(Home(home))
     assert {p.relative_to(home).as_posix() for p in removed.files} >= {"tables/documents/s2.parquet", "subsets/t2__minilm-l6.parquet"}
