@@ -57,7 +57,11 @@ def run(name: str, smoke: bool, out: Path) -> dict:
 
 def _embed(md: str, results_rel: str) -> str:
     """A results file as a section: headings one level down, images relative to the root."""
-    md = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", md, flags=re.M)
+    lines, fenced = [], False
+    for line in md.splitlines():
+        fenced ^= line.startswith("```")
+        lines.append("#" + line if not fenced and re.match(r"#+ ", line) else line)  # code keeps its comments
+    md = "\n".join(lines) + "\n"
     return re.sub(r"\]\(([^)/]+\.png)\)", lambda m: f"]({results_rel}/{m.group(1)})", md)
 
 

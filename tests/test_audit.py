@@ -131,7 +131,7 @@ def test_editing_a_recipe_reruns_only_its_subset_and_diff_says_why(demo_copy, ca
     wh = Warehouse(demo_copy)
     wh.refresh_views()
     runs = wh.query(f"SELECT run_id FROM subset_runs WHERE subset = '{SUBSET}' ORDER BY created_at, run_id")["run_id"].to_list()
-    last = reportrun_clean(demo_copy)
+    last = report_run(demo_copy)
     (first,) = [r for r in runs if r != last]
     sql = wh.query(f"SELECT docid, change FROM subset_diff('{SUBSET}', '{first}', '{last}') ORDER BY docid")
     assert set(sql["docid"]) == added and set(sql["change"]) == {"added"}
