@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from nag_core.dedup_store import kept_by_other_shards
 from nag_core.features import read_cache
 from nag_core.freshness import State, split_key
 from nag_core.warehouse import Warehouse, partition_id
@@ -42,8 +43,9 @@ def one_keeper_per_cluster(state: State, shard: str) -> Check:
     audit = wh.read("dedup_removed", [shard], columns=["cluster_id", "kept_docid", "stage"]).filter(pl.col("stage") != "contamination")
     keepers = audit.group_by("cluster_id").agg(pl.col("kept_docid").n_unique().alias("n"))
     multi = int((keepers["n"] > 1).sum()) if keepers.height else 0
-    kept_anywhere = set(wh.read("pool_kept", columns=["docid"])["docid"].to_list())
-    lost = sorted(set(audit["kept_docid"].to_list()) - kept_anywhere)
+    # Most keepers are in this shard; only the others are looked up, so the check costs no more with more shards.
+    elsewhere = set(audit["kept_docid"].to_list()) - set(wh.read("pool_kept", [shard], columns=["docid"])["docid"].to_list())
+    lost = sorted(elsewhere - kept_by_other_shards(wh, shard, pl.Series(sorted(elsewhere), dtype=pl.String)))
     return multi == 0 and not lost, f"{keepers.height} clusters; {multi} with two keepers; {len(lost)} keepers not in the pool", \
         {"clusters": keepers.height, "clusters_with_two_keepers": multi, "missing_keepers": lost[:10]}
 

@@ -12,9 +12,14 @@ with ``pool_kept``: a semi-join on the new shard's normalised-text hashes return
 the documents whose hash matches.
 
 Every value (file lists, the settings hash) is a query parameter or a registered frame,
-never formatted into SQL. Each query runs in its own in-memory DuckDB connection with a
-fixed memory limit (:data:`DUCKDB_MEMORY_LIMIT`), so no lock on ``warehouse.duckdb`` is
+never formatted into SQL. Each query runs on a scratch DuckDB connection with bounded
+memory (:func:`nag_core.warehouse.scratch_duckdb`), so no lock on ``warehouse.duckdb`` is
 taken and the scan's buffers do not grow with the number of files.
+
+The lookup columns of the tables read across every shard (``pool_kept``, ``dedup_bands``,
+and the docids of ``documents``) come from compacted segments
+(:mod:`nag_core.segments`), so a lookup opens a bounded number of files however many
+shards there are; signatures and texts are read from the candidates' own shards only.
 
 Data roots written before ``dedup_bands`` existed: a shard whose ``dedup_signatures``
 partition has no ``dedup_bands`` partition, or only an older one, gets its bands derived
@@ -29,31 +34,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
+from nag_core import segments
 from nag_core.minhash import MinHashSettings
 from nag_core.near_dedup import band_rows, signature_schema
-from nag_core.warehouse import Warehouse
+from nag_core.warehouse import Warehouse, scratch_duckdb
 
 
-# DuckDB's buffer pool keeps freed Parquet read buffers up to its memory limit (80% of RAM
-# by default), and one query over all files reads many at once: both made the scan's
-# footprint grow with the number of earlier shards. So each query reads a bounded group
-# of files (at most GROUP_BYTES on disk, GROUP_FILES files), in turn, on one connection
-# with a fixed limit; a join that needs more spills to a temporary directory. Grouping
-# keeps the number of queries, and so the fixed cost per run, from growing one per shard.
-DUCKDB_MEMORY_LIMIT = "256MB"
+# Loose files are read in bounded groups (at most GROUP_BYTES on disk, GROUP_FILES files),
+# in turn, so a scan's buffers stay within the scratch connection's memory limit.
 GROUP_BYTES = 32 << 20
 GROUP_FILES = 64
 
 
-def _others(wh: Warehouse, table: str, shard: str) -> list[Path]:
-    """This table's partition files of every other shard, in partition order."""
-    return [wh.table_dir(table) / f"{p}.parquet" for p in wh.partitions(table) if p != shard]
+def _others(wh: Warehouse, table: str, shard: str) -> list[str]:
+    """Every other shard's partition of this table, in partition order."""
+    return [p for p in wh.partitions(table) if p != shard]
 
 
-def _groups(files: list[Path]) -> list[list[str]]:
+def _groups(files: tuple[Path, ...]) -> list[list[str]]:
     groups: list[list[str]] = []
     size = 0
     for f in files:
@@ -66,32 +66,67 @@ def _groups(files: list[Path]) -> list[list[str]]:
     return groups
 
 
-def _per_file(sql: str, files: list[Path], params: dict, frames: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
-    """``sql`` run once per group of files (bound to ``$files``), in file order, on one connection."""
-    with tempfile.TemporaryDirectory(prefix="nag-duckdb-") as spill:
-        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill})
-        try:
-            for name, frame in frames.items():
-                con.register(name, frame)
-            return [con.sql(sql, params={**params, "files": group}).pl() for group in _groups(files)]
-        finally:
-            con.close()
+# What ``{rows}`` in a lookup's SQL stands for: every source exposes its table's columns plus ``_partition``.
+_FILES = "(SELECT *, regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS _partition FROM read_parquet($files, filename = true))"
+_SEGMENT = "(SELECT * FROM read_parquet($files) WHERE _partition IN (SELECT unnest($partitions)))"
+
+
+def _scan(sql: str, src: segments.Sources, params: dict, frames: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
+    """``sql`` run once per segment and once per group of loose files, on one connection.
+
+    ``{rows}`` in ``sql`` is replaced by a fixed subquery (never by a value): the segment's
+    current rows, or the files' rows. Values are bound as parameters.
+    """
+    with scratch_duckdb() as con:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        out = [con.sql(sql.format(rows=_SEGMENT), params={**params, "files": str(seg.file),
+                                                           "partitions": list(seg.partitions)}).pl()
+               for seg in src.segments]
+        return out + [con.sql(sql.format(rows=_FILES), params={**params, "files": group}).pl()
+                      for group in _groups(src.files)]
+
+
+def _files(wh: Warehouse, table: str, partitions: list[str]) -> segments.Sources:
+    """Whole partition files, for tables a lookup reads only a few partitions of."""
+    return segments.Sources((), tuple(wh.table_dir(table) / f"{p}.parquet" for p in partitions))
 
 
 def kept_norm_hashes(wh: Warehouse, shard: str, norm_hashes: pl.Series) -> pl.DataFrame:
     """(norm_hash, docid) kept by other shards whose hash is among ``norm_hashes``.
 
-    Rows come in partition order, then docid (the order of the files themselves), so the
-    exact pass's "first owner of a hash wins" picks the same document as a full read.
+    Rows come in (shard, docid) order, so when two shards kept the same text (possible
+    only if they were deduplicated at the same time) the exact pass's "first owner of a
+    hash wins" always picks the same document.
     """
-    files = _others(wh, "pool_kept", shard)
     empty = pl.DataFrame(schema={"norm_hash": pl.String, "docid": pl.String})
-    if not files or norm_hashes.is_empty():
+    src = segments.sources(wh, "pool_kept", _others(wh, "pool_kept", shard))
+    if src.empty or norm_hashes.is_empty():
         return empty
-    parts = _per_file("SELECT norm_hash, docid FROM read_parquet($files) WHERE norm_hash IN "
-                      "(SELECT norm_hash FROM new_hashes) ORDER BY docid", files, {},
-                      {"new_hashes": pl.DataFrame({"norm_hash": norm_hashes.unique()})})
-    return pl.concat([p.select("norm_hash", "docid") for p in parts]).cast(empty.schema)
+    parts = _scan("SELECT norm_hash, docid, _partition FROM {rows} WHERE norm_hash IN (SELECT norm_hash FROM new_hashes)",
+                  src, {}, {"new_hashes": pl.DataFrame({"norm_hash": norm_hashes.unique()})})
+    return pl.concat(parts).sort("_partition", "docid").select("norm_hash", "docid").cast(empty.schema)
+
+
+def kept_by_other_shards(wh: Warehouse, shard: str, docids: pl.Series) -> set[str]:
+    """Those of ``docids`` that another shard's ``pool_kept`` holds, read by a semi-join."""
+    src = segments.sources(wh, "pool_kept", _others(wh, "pool_kept", shard))
+    if src.empty or docids.is_empty():
+        return set()
+    parts = _scan("SELECT docid FROM {rows} WHERE docid IN (SELECT docid FROM wanted)", src, {},
+                  {"wanted": pl.DataFrame({"docid": docids.unique()})})
+    return set(pl.concat(parts)["docid"].to_list())
+
+
+def docid_owners(wh: Warehouse, shard: str, docids: pl.Series, current: set[str]) -> dict[str, str]:
+    """docid -> shard for those of ``docids`` that another current shard's ``documents`` hold (lowest shard wins)."""
+    src = segments.sources(wh, "documents", [p for p in _others(wh, "documents", shard) if p in current])
+    if src.empty or docids.is_empty():
+        return {}
+    parts = _scan("SELECT docid, min(_partition) AS shard FROM {rows} WHERE docid IN (SELECT docid FROM new_ids) "
+                  "GROUP BY docid", src, {}, {"new_ids": pl.DataFrame({"docid": docids.unique()})})
+    clash = pl.concat(parts).group_by("docid").agg(pl.col("shard").min())
+    return dict(zip(clash["docid"].to_list(), clash["shard"].to_list(), strict=True))
 
 
 def prior_lookup(wh: Warehouse, shard: str, settings: MinHashSettings,
@@ -100,46 +135,48 @@ def prior_lookup(wh: Warehouse, shard: str, settings: MinHashSettings,
 
     Given the new shard's band rows, it returns the signature rows (and, ``with_text``,
     the texts) of only those documents kept by other shards with these settings that
-    share a bucket with a new document.
+    share a bucket with a new document. Band keys come from segments; signatures and
+    texts are read from the candidates' own shards only.
     """
     def lookup(new_bands: pl.DataFrame) -> pl.DataFrame | None:
-        sig_files = _others(wh, "dedup_signatures", shard)
-        if not sig_files or new_bands.is_empty():
+        if not _others(wh, "dedup_signatures", shard) or new_bands.is_empty():
             return None
         with tempfile.TemporaryDirectory(prefix="nag-bands-") as tmp:
-            band_files = _band_files(wh, shard, settings, Path(tmp))
-            cand = _per_file("SELECT DISTINCT s.docid FROM read_parquet($files) s JOIN new_bands n "
-                             "ON s.band = n.band AND s.bucket = n.bucket WHERE s.settings_hash = $hash",
-                             band_files, {"hash": settings.settings_hash}, {"new_bands": new_bands.select("band", "bucket")})
+            cand = _scan("SELECT DISTINCT s.docid, s._partition FROM {rows} s JOIN new_bands n "
+                         "ON s.band = n.band AND s.bucket = n.bucket WHERE s.settings_hash = $hash",
+                         _band_sources(wh, shard, settings, Path(tmp)), {"hash": settings.settings_hash},
+                         {"new_bands": new_bands.select("band", "bucket")})
         cand = pl.concat(cand).unique() if cand else None
         if cand is None or cand.is_empty():
             return None
+        owners = sorted(set(cand["_partition"].to_list()))
         # cand is a registered frame, so it is the hash join's build side and each file streams past it
-        rows = pl.concat(_per_file("SELECT g.docid, g.shard, g.text_hash, g.settings_hash, g.signature "
-                                   "FROM read_parquet($files) g SEMI JOIN cand c ON g.docid = c.docid "
-                                   "WHERE g.settings_hash = $hash", sig_files, {"hash": settings.settings_hash},
-                                   {"cand": cand}), how="diagonal_relaxed").cast(signature_schema(settings))
-        doc_files = _others(wh, "documents", shard)
-        if with_text and rows.height and doc_files:
-            texts = pl.concat(_per_file("SELECT d.docid, d.text FROM read_parquet($files) d SEMI JOIN cand c "
-                                        "ON d.docid = c.docid", doc_files, {}, {"cand": rows.select("docid")}))
+        rows = pl.concat(_scan("SELECT g.docid, g.shard, g.text_hash, g.settings_hash, g.signature "
+                               "FROM {rows} g SEMI JOIN cand c ON g.docid = c.docid WHERE g.settings_hash = $hash",
+                               _files(wh, "dedup_signatures", owners), {"hash": settings.settings_hash},
+                               {"cand": cand.select("docid")}), how="diagonal_relaxed").cast(signature_schema(settings))
+        doc_owners = [p for p in owners if (wh.table_dir("documents") / f"{p}.parquet").exists()]
+        if with_text and rows.height and doc_owners:
+            texts = pl.concat(_scan("SELECT d.docid, d.text FROM {rows} d SEMI JOIN cand c ON d.docid = c.docid",
+                                    _files(wh, "documents", doc_owners), {}, {"cand": rows.select("docid")}))
             rows = rows.join(texts, on="docid", how="left")
         return rows
 
     return lookup
 
 
-def _band_files(wh: Warehouse, shard: str, settings: MinHashSettings, tmp: Path) -> list[Path]:
-    """Stored band files of other shards; bands derived from signatures where missing or older."""
-    out = []
-    for sig_file in _others(wh, "dedup_signatures", shard):
+def _band_sources(wh: Warehouse, shard: str, settings: MinHashSettings, tmp: Path) -> segments.Sources:
+    """Other shards' stored band keys; derived from signatures where missing or older than them."""
+    stored, derived = [], []
+    for name in _others(wh, "dedup_signatures", shard):
+        sig_file = wh.table_dir("dedup_signatures") / f"{name}.parquet"
         bands = wh.table_dir("dedup_bands") / sig_file.name
         if bands.exists() and bands.stat().st_mtime_ns >= sig_file.stat().st_mtime_ns:
-            out.append(bands)
+            stored.append(name)
             continue
         sigs = pl.read_parquet(sig_file).filter(pl.col("settings_hash") == settings.settings_hash)
         if sigs.height:
-            derived = tmp / sig_file.name
-            band_rows(sigs, settings).write_parquet(derived)
-            out.append(derived)
-    return out
+            band_rows(sigs, settings).write_parquet(tmp / sig_file.name)
+            derived.append(tmp / sig_file.name)
+    src = segments.sources(wh, "dedup_bands", stored)
+    return segments.Sources(src.segments, src.files + tuple(derived))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nag_core import segments
 from nag_core.atomic import stale_temp_files
 from nag_core.errors import NagInputError
 from nag_core.freshness import DIMENSIONS
@@ -27,6 +28,7 @@ from nag_core.warehouse import Warehouse, partition_id
 SHARD_TABLES = ("documents", "quarantine", "pool_kept", "dedup_removed", "dedup_signatures", "dedup_bands")
 # Not managed (kept whatever the inputs): dedup_settings (keyed by settings hash), target_examples below.
 OUTPUT_DIRS = ("tables", "cache", "subsets", "manifests")
+CACHE_KINDS = ("activations", "target_activations", "embeddings", "distilled")  # cache/<kind>/<model>/...
 
 
 @dataclass
@@ -82,12 +84,14 @@ def live_files(home: Home) -> dict[Path, set[str]]:
             live[home.root / "cache" / kind / model] = {f"{s}.parquet" for s in cur["shard"]} if model in cur["model"] else set()
         live[home.root / "cache" / "target_activations" / model] = (
             {f"{t}.parquet" for t in cur["target"]} if model in cur["model"] else set())
+        live[home.root / "cache" / "distilled" / model] = (  # distilled scorers, one per (model, target)
+            {f"{t}.npz" for t in cur["target"]} if model in cur["model"] else set())
     return live
 
 
 def _model_dirs(home: Home) -> set[str]:
     out = set()
-    for kind in ("activations", "target_activations", "embeddings"):
+    for kind in CACHE_KINDS:
         d = home.root / "cache" / kind
         if d.is_dir():
             out |= {p.name for p in d.iterdir() if p.is_dir()}
@@ -103,7 +107,7 @@ def find_garbage(home: Home, allow_empty_pool: bool = False) -> Garbage:
     for folder, names in live_files(home).items():
         if folder.is_dir():
             garbage.files += [p for p in folder.iterdir()
-                              if p.is_file() and not p.name.startswith(".") and p.suffix in (".parquet", ".json")
+                              if p.is_file() and not p.name.startswith(".") and p.suffix in (".parquet", ".json", ".npz")
                               and p.name not in names]
     garbage.files.sort()
     garbage.temp_files = stale_temp_files([home.root / d for d in OUTPUT_DIRS])
@@ -117,10 +121,14 @@ def collect(home: Home, dry_run: bool = False, allow_empty_pool: bool = False) -
         return garbage
     for path in garbage.all:
         path.unlink(missing_ok=True)
-    for kind in ("activations", "target_activations", "embeddings"):
+    wh = Warehouse(home.root)
+    for table in segments.LOOKUP_COLUMNS:  # segments hold copies of removed rows: rebuilt without them on next use
+        if any(path.parent == wh.table_dir(table) for path in garbage.files):
+            segments.clear(wh, table)
+    for kind in CACHE_KINDS:
         d = home.root / "cache" / kind
         for sub in (d.iterdir() if d.is_dir() else []):
             if sub.is_dir() and not any(sub.iterdir()):
                 sub.rmdir()
-    Warehouse(home.root).refresh_views()
+    wh.refresh_views()
     return garbage

@@ -2,7 +2,8 @@
 
 Inputs (user-owned): ``pool/``, ``targets/``, ``models/``, ``nag.yaml``.
 Outputs (project-owned): ``tables/`` (Parquet behind the DuckDB views),
-``warehouse.duckdb``, ``cache/``, ``subsets/`` and ``manifests/``.
+``warehouse.duckdb`` (with ``warehouse.views``, the hash of its view definitions), ``cache/``,
+``subsets/`` and ``manifests/``.
 """
 
 from __future__ import annotations
@@ -158,3 +159,7 @@ class Home:
     @property
     def proxy_lm_dir(self) -> Path:
         return self.root / "cache" / "proxy_lm"
+
+    def distilled_scorer_path(self, model: str, target: str) -> Path:
+        """The fitted distilled scorer of one (model, target): an .npz of plain arrays (``DistilledScorer``)."""
+        return self.root / "cache" / "distilled" / _plain(model, "model") / f"{_plain(target, 'target')}.npz"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from nag_core.documents import drop_foreign_docids, read_shard
 from nag_core.errors import NagInputError
-from nag_core.dedup_store import kept_norm_hashes, prior_lookup
+from nag_core.dedup_store import docid_owners, kept_norm_hashes, prior_lookup
 from nag_core.exact_dedup import AUDIT_SCHEMA, exact_dedup, with_norm_hash
 from nag_core.extraction import Features
 from nag_core.features import import_jsonl, read_cache, write_cache
@@ -41,7 +40,8 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
 
     validated = read_shard(path, shard, count)
     wh = Warehouse(state.home.root)
-    validated = drop_foreign_docids(validated, _foreign_docids(wh, shard, validated.documents["docid"], set(state.shards)))
+    # Only shards that still exist: a renamed shard's old rows must not claim its docids.
+    validated = drop_foreign_docids(validated, docid_owners(wh, shard, validated.documents["docid"], set(state.shards)))
     docs, quarantine = validated.documents, validated.quarantine
     wh.write("documents", shard, docs)
     wh.write("quarantine", shard, quarantine)
@@ -56,30 +56,6 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
         "text_column": validated.text_column, "payload_columns": [c for c in docs.columns if c not in
                                                                     ("docid", "shard", "row_index", "text", "token_num", "text_hash")],
     }, preview=reasons)
-
-
-def _foreign_docids(wh: Warehouse, shard: str, docids: pl.Series, current: set[str]) -> dict[str, str]:
-    """docid -> shard for this shard's docids that another shard already holds.
-
-    A semi-join in DuckDB over the other shards' Parquet files: only the docid column is
-    scanned and only clashing ids come back, so the cost does not grow with their rows
-    in memory. File names and ids are parameters and a registered frame, never SQL text.
-    No ``union_by_name``: DuckDB binds the two columns by name in every file anyway, and
-    unifying every file's full schema first tripled the cost on many small shards.
-    """
-    # Only shards that still exist: a renamed shard's old rows must not claim its docids.
-    files = [str(wh.table_dir("documents") / f"{p}.parquet") for p in wh.partitions("documents")
-             if p != shard and p in current]
-    if not files or docids.is_empty():
-        return {}
-    con = duckdb.connect()
-    try:
-        con.register("new_ids", pl.DataFrame({"docid": docids.unique()}))
-        clash = con.sql("SELECT docid, min(shard) AS shard FROM read_parquet($files) "
-                        "WHERE docid IN (SELECT docid FROM new_ids) GROUP BY docid", params={"files": files}).pl()
-    finally:
-        con.close()
-    return dict(zip(clash["docid"].to_list(), clash["shard"].to_list(), strict=True))
 
 
 def dedup_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepResult:

@@ -12,14 +12,18 @@ views, with a retry if another process holds the lock.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from nag_core.atomic import sweep_temp_files, write_parquet
+from nag_core.atomic import sweep_temp_files, write_parquet, write_text
+from nag_core.hashing import digest
 
 # Columns every table has even while empty, so the views always exist and can be queried.
 TABLES: dict[str, dict[str, str]] = {
@@ -95,6 +99,23 @@ MACROS = {
 }
 
 
+# DuckDB's buffer pool keeps freed Parquet read buffers up to its memory limit (80% of RAM
+# by default), so a scan over many files grew with their number. Scratch connections
+# (lookups, compaction) get a fixed limit and spill past it to a temporary directory.
+SCRATCH_MEMORY_LIMIT = "256MB"
+
+
+@contextlib.contextmanager
+def scratch_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with bounded memory; it takes no lock on ``warehouse.duckdb``."""
+    with tempfile.TemporaryDirectory(prefix="nag-duckdb-") as spill:
+        con = duckdb.connect(config={"memory_limit": SCRATCH_MEMORY_LIMIT, "temp_directory": spill})
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def partition_id(*parts: str) -> str:
     """File name for a multi-dimensional partition; '@' never appears in a checked name."""
     return "@".join(parts)
@@ -135,13 +156,38 @@ class Warehouse:
             return pl.DataFrame(schema=schema)
         return pl.concat(frames, how="diagonal_relaxed")
 
+    @property
+    def views_stamp_path(self) -> Path:
+        return self.root / "warehouse.views"
+
     def refresh_views(self, timeout_s: float = 60.0) -> None:
-        """(Re)create one view per table over its Parquet files.
+        """(Re)create one view per table over its Parquet files, only when a definition changed.
+
+        A view reads its glob when queried, so a file added to a table that already had
+        files needs no new view. Creating one, though, binds it: DuckDB reads the footer of
+        every file, which made the end of each run cost more with every shard. So the
+        definitions' hash is kept in ``warehouse.views``, written while the write lock is
+        held, and the views are rebuilt only when that hash changes (a table gaining its
+        first file or losing its last, or a new version of this module).
 
         Every run ends here, so this is also where a killed writer's temporary files
         (left by SIGKILL, which no ``finally`` survives) are swept; a live writer's never are.
         """
         sweep_temp_files([self.root / d for d in ("tables", "cache", "subsets", "manifests")])
+        statements = self._view_statements()
+        stamp = digest(duckdb.__version__, statements)
+        if self.db_path.exists() and self.views_stamp_path.exists() \
+                and self.views_stamp_path.read_text(encoding="utf-8") == stamp:
+            return
+        con = self._connect(read_only=False, timeout_s=timeout_s)
+        try:
+            for s in statements:
+                con.execute(s)
+            write_text(stamp, self.views_stamp_path)
+        finally:
+            con.close()
+
+    def _view_statements(self) -> list[str]:
         statements = []
         for table, cols in TABLES.items():
             d = self.table_dir(table)
@@ -155,12 +201,7 @@ class Warehouse:
                 statements.append(f"CREATE OR REPLACE VIEW {table} AS {typed}")
         statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
         statements += [f"CREATE OR REPLACE MACRO {name}{sql}" for name, sql in MACROS.items()]
-        con = self._connect(read_only=False, timeout_s=timeout_s)
-        try:
-            for s in statements:
-                con.execute(s)
-        finally:
-            con.close()
+        return statements
 
     def connect(self, timeout_s: float = 60.0) -> duckdb.DuckDBPyConnection:
         """A read-only connection for queries; creates the views first if the file is new."""

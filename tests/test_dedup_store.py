@@ -102,3 +102,20 @@ def test_data_root_without_band_table_derives_bands_from_signatures(tmp_path):
     assert sorted(wh.read("pool_kept", ["s3"])["docid"].to_list()) == want_kept
     assert wh.read("dedup_removed", ["s3"]).to_dicts() == want_audit.to_dicts()
     assert wh.partitions("dedup_bands") == ["s2", "s3"]  # nothing written into another shard's partition
+
+
+def test_keeper_check_finds_keepers_in_other_shards_and_flags_lost_ones(tmp_path):
+    from nag_core.checks import one_keeper_per_cluster
+
+    shards = _shards()
+    for name in ("s1", "s2", "s3"):
+        _build(tmp_path, name, shards[name])
+    state, wh = State(Home(tmp_path)), Warehouse(tmp_path)
+    audit = wh.read("dedup_removed", ["s3"])
+    assert {"s1-000", "s1-001", "s2-002"} <= set(audit["kept_docid"].to_list())  # keepers in two other shards
+    ok, description, meta = one_keeper_per_cluster(state, "s3")
+    assert ok and meta["missing_keepers"] == [], description
+
+    wh.write("pool_kept", "s1", wh.read("pool_kept", ["s1"]).filter(pl.col("docid") != "s1-000"))  # a keeper vanishes
+    ok, description, meta = one_keeper_per_cluster(state, "s3")
+    assert not ok and meta["missing_keepers"] == ["s1-000"], description

@@ -46,3 +46,22 @@ def test_exact_dedup_keeps_lowest_docid_and_defers_to_other_shards():
     removed = dict(zip(audit["removed_docid"].to_list(), audit["kept_docid"].to_list()))
     assert removed == {"b": "a", "d": "z"}
     assert set(audit["stage"].to_list()) == {"exact"}
+
+
+def test_views_are_rebuilt_only_when_a_table_gains_its_first_file_or_loses_its_last(tmp_path):
+    wh = Warehouse(tmp_path)
+    rows = pl.DataFrame({"docid": ["a"], "value": [1.0]})
+    wh.write("signals", "p1", rows)
+    wh.refresh_views()
+    built = wh.db_path.stat().st_mtime_ns, wh.views_stamp_path.read_text()
+
+    wh.write("signals", "p2", rows.with_columns(pl.lit("b").alias("docid")))
+    wh.refresh_views()
+    assert (wh.db_path.stat().st_mtime_ns, wh.views_stamp_path.read_text()) == built  # nothing rebuilt ...
+    assert sorted(wh.query("SELECT docid FROM signals")["docid"].to_list()) == ["a", "b"]  # ... yet the new file is read
+
+    wh.delete("signals", "p1")
+    wh.delete("signals", "p2")
+    wh.refresh_views()
+    assert wh.views_stamp_path.read_text() != built[1]
+    assert wh.query("SELECT count(*) FROM signals").item() == 0  # an empty table still binds
