@@ -2,7 +2,8 @@
 
 Model-free signals (DSIR, BM25, gradient influence under the proxy LM) are partitioned by
 target only; embedding cosine by (model, target) over a per-(model, shard) embedding
-cache; quality signals per shard. ``signals.families`` in nag.yaml decides which the
+cache; quality signals per shard; the distilled scorer by (model, target), over the NAG
+scores it imitates. ``signals.families`` in nag.yaml decides which the
 runner and sensors build; the assets exist either way, so the graph is the same for
 every data root.
 """
@@ -28,7 +29,8 @@ def _result(nag_home: NagHomeResource, asset: str, key: str, result) -> dg.Mater
     return to_result(result, [("covers_kept_pool", checks.signals_cover_pool(nag_home.state(), asset, key))])
 
 
-def build(settings: Settings, dedup_pool: dg.AssetsDefinition, target_examples: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+def build(settings: Settings, dedup_pool: dg.AssetsDefinition, target_examples: dg.AssetsDefinition,
+          influence_scores: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=shard_x_model, group_name="activations", kinds={"pytorch", "parquet"}, pool="model",
         deps=[dg.AssetDep(dedup_pool, partition_mapping=on("shard")),
@@ -102,5 +104,20 @@ def build(settings: Settings, dedup_pool: dg.AssetsDefinition, target_examples: 
         result = signal_steps.gradient_scores(nag_home.state(), context.partition_key, context.run.run_id, context.log.info)
         return _result(nag_home, "gradient_scores", context.partition_key, result)
 
+    @dg.asset(
+        partitions_def=target_x_model, group_name="signals", kinds={"scikitlearn", "duckdb"},
+        deps=[influence_scores, dg.AssetDep(dedup_pool, partition_mapping=ALL)],
+        code_version=code_version("distilled_scores", settings.hash_for("distilled")),
+        # Opt-in: nothing upstream is ever missing, so eager would build it even where switched off.
+        automation_condition=dg.AutomationCondition.eager() if "distilled" in settings.signals.families else None,
+        check_specs=_check("distilled_scores"),
+        description=FAMILIES["distilled_scores"].description + " Rows of `signals` (signal = distilled_nag); the "
+                    "fitted scorer is NAG_HOME/cache/distilled/<model>/<target>.npz. CPU only: no neural model.",
+    )
+    def distilled_scores(context: dg.AssetExecutionContext, nag_home: NagHomeResource) -> dg.MaterializeResult:
+        result = signal_steps.distilled_scores(nag_home.state(), context.partition_key, context.run.run_id,
+                                               context.log.info)
+        return _result(nag_home, "distilled_scores", context.partition_key, result)
+
     return [embedding_cache, embedding_scores, lexical("dsir_scores"), lexical("bm25_scores"), proxy_lm,
-            quality_signals, gradient_scores]
+            quality_signals, gradient_scores, distilled_scores]

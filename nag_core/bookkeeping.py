@@ -14,7 +14,8 @@ bookkeeping, not the work, dominated a run, and it grew with the shard count.
   writer wins), which only costs a re-hash. A store that cannot be parsed is ignored.
 * Ledger rows are remembered per Parquet file by the same stamp, so a State reads only
   the files written since the last State in this process; the first read in a process
-  reads all files in one Polars scan.
+  reads all files in one Polars scan. A State that needs only a few partitions' rows
+  (a one-partition run) reads just their files.
 """
 
 from __future__ import annotations
@@ -145,3 +146,28 @@ def read_ledger(table_dir: Path) -> dict[tuple[str, str], dict]:
         if row is not None:  # None: a file with no rows
             out[(row["asset"], row["partition"])] = row
     return out
+
+
+def read_ledger_row(path: Path) -> dict | None:
+    """One partition's ledger row from its own file, cached like :func:`read_ledger`'s.
+
+    A run of one partition needs the rows of its few inputs, not the whole ledger, whose
+    listing alone grows with the number of partitions.
+    """
+    key = str(path)
+    try:
+        st = os.stat(key)
+    except FileNotFoundError:
+        return None
+    hit = _ledger_rows.get(key)
+    if hit is not None and hit[0] == _stamp(st):
+        return hit[1]
+    try:
+        frame = pl.read_parquet(key)
+    except FileNotFoundError:
+        return None
+    row = frame.row(0, named=True) if frame.height else None
+    if _settled(st):
+        with _lock:
+            _ledger_rows[key] = (_stamp(st), row)
+    return row

@@ -68,21 +68,25 @@ def _groups(files: tuple[Path, ...]) -> list[list[str]]:
 
 # What ``{rows}`` in a lookup's SQL stands for: every source exposes its table's columns plus ``_partition``.
 _FILES = "(SELECT *, regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS _partition FROM read_parquet($files, filename = true))"
-_SEGMENT = "(SELECT * FROM read_parquet($files) WHERE _partition IN (SELECT unnest($partitions)))"
+# Each segment's rows of the partitions still current in it (a stale copy of a partition may sit in another).
+_SEGMENTS = ("(SELECT s.* EXCLUDE (filename) FROM read_parquet($files, filename = true) s "
+             "SEMI JOIN _current c ON s.filename = c.file AND s._partition = c.partition)")
 
 
 def _scan(sql: str, src: segments.Sources, params: dict, frames: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
-    """``sql`` run once per segment and once per group of loose files, on one connection.
+    """``sql`` run once over the segments and once per group of loose files, on one connection.
 
-    ``{rows}`` in ``sql`` is replaced by a fixed subquery (never by a value): the segment's
+    ``{rows}`` in ``sql`` is replaced by a fixed subquery (never by a value): the segments'
     current rows, or the files' rows. Values are bound as parameters.
     """
     with scratch_duckdb() as con:
         for name, frame in frames.items():
             con.register(name, frame)
-        out = [con.sql(sql.format(rows=_SEGMENT), params={**params, "files": str(seg.file),
-                                                           "partitions": list(seg.partitions)}).pl()
-               for seg in src.segments]
+        out = []
+        if src.segments:
+            con.register("_current", pl.DataFrame(
+                [(str(seg.file), p) for seg in src.segments for p in seg.partitions], schema=["file", "partition"], orient="row"))
+            out.append(con.sql(sql.format(rows=_SEGMENTS), params={**params, "files": [str(seg.file) for seg in src.segments]}).pl())
         return out + [con.sql(sql.format(rows=_FILES), params={**params, "files": group}).pl()
                       for group in _groups(src.files)]
 
@@ -167,13 +171,14 @@ def prior_lookup(wh: Warehouse, shard: str, settings: MinHashSettings,
 
 def _band_sources(wh: Warehouse, shard: str, settings: MinHashSettings, tmp: Path) -> segments.Sources:
     """Other shards' stored band keys; derived from signatures where missing or older than them."""
+    sig_files = segments.listing(wh.table_dir("dedup_signatures"))
+    band_files = segments.listing(wh.table_dir("dedup_bands"))
     stored, derived = [], []
-    for name in _others(wh, "dedup_signatures", shard):
-        sig_file = wh.table_dir("dedup_signatures") / f"{name}.parquet"
-        bands = wh.table_dir("dedup_bands") / sig_file.name
-        if bands.exists() and bands.stat().st_mtime_ns >= sig_file.stat().st_mtime_ns:
+    for name in sorted(sig_files.keys() - {shard}):
+        if name in band_files and band_files[name][1] >= sig_files[name][1]:  # mtime_ns: written after its signatures
             stored.append(name)
             continue
+        sig_file = wh.table_dir("dedup_signatures") / f"{name}.parquet"
         sigs = pl.read_parquet(sig_file).filter(pl.col("settings_hash") == settings.settings_hash)
         if sigs.height:
             band_rows(sigs, settings).write_parquet(tmp / sig_file.name)

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
-from nag_core.bookkeeping import FingerprintStore, read_ledger
+from nag_core.bookkeeping import FingerprintStore, read_ledger, read_ledger_row
 from nag_core.errors import NagInputError
 from nag_core.hashing import digest
 from nag_core.home import Home
@@ -26,7 +27,7 @@ from nag_core.models import ModelRef, discover_models
 from nag_core.recipes import Recipe, load_recipe
 from nag_core.settings import Settings
 from nag_core.signal_families import SIGNAL_FAMILY, per_target
-from nag_core.warehouse import Warehouse
+from nag_core.warehouse import Warehouse, partition_id
 
 # Bump an asset's code version when its logic changes what it writes.
 CODE_VERSIONS = {
@@ -41,9 +42,10 @@ CODE_VERSIONS = {
     "influence_scores": "2",
     "embedding_scores": "1",
     "dsir_scores": "1",
-    "bm25_scores": "1",
+    "bm25_scores": "2",  # 2: scored shard by shard (sums may differ in the last bit)
     "gradient_scores": "1",
     "quality_signals": "1",
+    "distilled_scores": "1",  # after influence_scores: the runner goes stage by stage in this order
     "selected_subset": "2",
     "mixture_subset": "2",
     "recipe_subset": "1",
@@ -66,6 +68,7 @@ DIMENSIONS = {
     "bm25_scores": ("target",),
     "gradient_scores": ("target",),
     "quality_signals": ("shard",),
+    "distilled_scores": ("model", "target"),
     "selected_subset": ("model", "target"),
     "mixture_subset": ("model",),
     "recipe_subset": ("recipe",),
@@ -74,13 +77,13 @@ SETTINGS_STAGE = {
     "raw_pool": "raw_pool", "dedup_pool": "dedup_pool", "activation_cache": "activations",
     "embedding_cache": "embeddings", "target_activations": "activations", "neuron_graph": "neuron_graph",
     "proxy_lm": "proxy_lm", "influence_scores": "scores", "embedding_scores": "embeddings",
-    "gradient_scores": "gradient", "quality_signals": "quality",
+    "gradient_scores": "gradient", "quality_signals": "quality", "distilled_scores": "distilled",
     "selected_subset": "selection", "mixture_subset": "selection",
 }
 # Which ``signals.families`` option switches an optional asset on (NAG and the subsets are always on).
 OPTIONAL_ASSETS = {"embedding_cache": ("embedding",), "embedding_scores": ("embedding",), "dsir_scores": ("dsir",),
                    "bm25_scores": ("bm25",), "gradient_scores": ("gradient",), "quality_signals": ("quality", "perplexity"),
-                   "proxy_lm": ("gradient", "perplexity")}
+                   "proxy_lm": ("gradient", "perplexity"), "distilled_scores": ("distilled",)}
 
 
 def partition_key(asset: str, **dims: str) -> str:
@@ -105,11 +108,27 @@ class State:
         return self.home.settings()
 
     @cached_property
+    def shard_files(self) -> dict[str, Path]:
+        return self.home.shard_files()
+
+    @cached_property
     def shards(self) -> dict[str, str]:
         store = FingerprintStore(self.home.root)  # re-hashes only files whose stat changed
-        digests = {name: store.file(path) for name, path in self.home.shard_files().items()}
+        digests = {name: store.file(path) for name, path in self.shard_files.items()}
         store.save()
         return digests
+
+    def shard_digest(self, shard: str) -> str | None:
+        """One shard's digest, without the others' when they are not known yet: a shard's run needs only its own."""
+        if "shards" in self.__dict__:
+            return self.shards.get(shard)
+        path = self.shard_files.get(shard)
+        if path is None:
+            return None
+        store = FingerprintStore(self.home.root)
+        digest_ = store.file(path)
+        store.save()
+        return digest_
 
     @cached_property
     def targets(self) -> dict[str, str]:
@@ -132,7 +151,11 @@ class State:
         self._ledger = None
 
     def data_version(self, asset: str, key: str) -> str | None:
-        row = self.ledger.get((asset, key))
+        if self._ledger is None:  # one file, not a listing of every partition's
+            row = read_ledger_row(Warehouse(self.home.root).table_dir("materializations")
+                                  / f"{partition_id(asset, *key.split('|'))}.parquet")
+        else:
+            row = self.ledger.get((asset, key))
         return None if row is None else row["data_version"]
 
     @cached_property
@@ -205,7 +228,7 @@ class State:
         model = self.models.get(p["model"]) if "model" in p else None
         if asset == "raw_pool":
             token_model = self.models.get(self.settings.token_count_model)
-            upstream = [self.shards.get(p["shard"]), token_model.fingerprint if token_model else None]
+            upstream = [self.shard_digest(p["shard"]), token_model.fingerprint if token_model else None]
         elif asset == "dedup_pool":
             upstream = [self.data_version("raw_pool", p["shard"])]
             if self.settings.dedup.decontaminate:  # the targets' examples decide removals too
@@ -232,6 +255,8 @@ class State:
             upstream = [self.data_version("dedup_pool", p["shard"])]
             if "perplexity" in self.settings.signals.families:
                 upstream.append(self.data_version("proxy_lm", ""))
+        elif asset == "distilled_scores":  # the NAG scores it imitates, and the texts it reads
+            upstream = [self.data_version("influence_scores", key), *self._all_shards("dedup_pool")]
         elif asset == "selected_subset":
             upstream = [self.data_version("influence_scores", key)]
         elif asset == "mixture_subset":
@@ -249,6 +274,9 @@ class State:
     def stale(self, asset: str, keys: Iterable[str] | None = None) -> list[str]:
         """Partitions whose inputs are ready and whose recorded fingerprint differs."""
         out = []
+        self.ledger  # noqa: B018  (every partition's row is needed: one listing, not a file per key)
+        if asset == "raw_pool":
+            self.shards  # noqa: B018  (every shard's digest at once: one save of the fingerprint store)
         for key in self.partitions(asset) if keys is None else keys:
             fp = self.fingerprint(asset, key)
             row = self.ledger.get((asset, key))

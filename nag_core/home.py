@@ -119,11 +119,14 @@ class Home:
         return shards
 
     def shard_file(self, shard: str) -> Path:
+        """One shard's file, found by its possible names rather than by listing the whole pool."""
         _plain(shard, "shard")
-        files = self.shard_files()
-        if shard not in files:
+        found = [p for p in (self.pool_dir / f"{shard}{suffix}" for suffix in POOL_SUFFIXES) if p.is_file()]
+        if not found:
             raise NagInputError(f"{self.pool_dir}: no shard file for partition {shard!r} (expected {shard}.parquet or {shard}.jsonl)")
-        return files[shard]
+        if len(found) > 1:
+            raise NagInputError(f"{self.pool_dir}: shards {found[0].name} and {found[1].name} share the key {shard!r}; rename one.")
+        return found[0]
 
     def target_dirs(self) -> dict[str, Path]:
         targets: dict[str, Path] = {}

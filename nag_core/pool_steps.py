@@ -41,7 +41,7 @@ def raw_pool(state: State, shard: str, run_id: str, log: Log = print) -> StepRes
     validated = read_shard(path, shard, count)
     wh = Warehouse(state.home.root)
     # Only shards that still exist: a renamed shard's old rows must not claim its docids.
-    validated = drop_foreign_docids(validated, docid_owners(wh, shard, validated.documents["docid"], set(state.shards)))
+    validated = drop_foreign_docids(validated, docid_owners(wh, shard, validated.documents["docid"], set(state.shard_files)))
     docs, quarantine = validated.documents, validated.quarantine
     wh.write("documents", shard, docs)
     wh.write("quarantine", shard, quarantine)

@@ -70,22 +70,39 @@ def segment_dir(wh: Warehouse, table: str) -> Path:
     return wh.table_dir(table) / "_segments"
 
 
-def _identity(path: Path) -> list[int] | None:
+def listing(folder: Path) -> dict[str, list[int]]:
+    """Partition -> identity (size, mtime, inode) of every partition file, in one directory scan."""
     try:
-        st = path.stat()
+        entries = list(os.scandir(folder))
     except FileNotFoundError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+        return {}
+    out = {}
+    for e in entries:
+        if e.name.endswith(".parquet") and not e.name.startswith("."):
+            try:
+                st = e.stat()
+            except FileNotFoundError:
+                continue
+            out[e.name[: -len(".parquet")]] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+_manifest_cache: dict[Path, tuple[list[int], dict]] = {}
 
 
 def _manifest(wh: Warehouse, table: str) -> tuple[list[dict], list[dict]]:
-    """The live segments, and the retired ones waiting to be deleted."""
+    """The live segments, and the retired ones waiting to be deleted (parsed once per manifest version)."""
     path = segment_dir(wh, table) / "manifest.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        st = path.stat()
     except FileNotFoundError:
         return [], []
-    return data["segments"], data.get("retired", [])
+    ident = [st.st_size, st.st_mtime_ns, st.st_ino]
+    cached = _manifest_cache.get(path)
+    if cached is None or cached[0] != ident:
+        cached = (ident, json.loads(path.read_text(encoding="utf-8")))
+        _manifest_cache[path] = cached
+    return list(cached[1]["segments"]), list(cached[1].get("retired", []))
 
 
 def sources(wh: Warehouse, table: str, partitions: list[str], compact: bool = True) -> Sources:
@@ -96,61 +113,60 @@ def sources(wh: Warehouse, table: str, partitions: list[str], compact: bool = Tr
     """
     if table not in LOOKUP_COLUMNS:
         raise KeyError(f"{table!r} has no lookup segments (known: {', '.join(LOOKUP_COLUMNS)})")
+    folder = wh.table_dir(table)
+    files = listing(folder)
     if compact:
-        _compact(wh, table)
-    wanted = set(partitions)
+        _compact(wh, table, files)
+    wanted = set(partitions) & files.keys()
     covered: set[str] = set()
     segments = []
     for seg in _manifest(wh, table)[0]:
-        if not (segment_dir(wh, table) / seg["file"]).exists():  # only if a merge outlived ORPHAN_AGE_S
+        if not (folder / "_segments" / seg["file"]).exists():  # only if a merge outlived ORPHAN_AGE_S
             continue
         current = tuple(sorted(p for p, ident in seg["partitions"].items()
-                               if p in wanted and p not in covered and _identity(wh.table_dir(table) / f"{p}.parquet") == ident))
+                               if p in wanted and p not in covered and files[p] == ident))
         if current:
-            segments.append(Segment(segment_dir(wh, table) / seg["file"], current))
+            segments.append(Segment(folder / "_segments" / seg["file"], current))
             covered.update(current)
-    files = tuple(wh.table_dir(table) / f"{p}.parquet" for p in sorted(wanted - covered))
-    return Sources(tuple(segments), tuple(f for f in files if f.exists()))
+    return Sources(tuple(segments), tuple(folder / f"{p}.parquet" for p in sorted(wanted - covered)))
 
 
-def _compact(wh: Warehouse, table: str) -> None:
+def _compact(wh: Warehouse, table: str, files: dict[str, list[int]]) -> None:
     manifest, retired = _manifest(wh, table)
-    in_segments = {p for seg in manifest for p, ident in seg["partitions"].items()
-                   if _identity(wh.table_dir(table) / f"{p}.parquet") == ident}
-    loose = [p for p in wh.partitions(table) if p not in in_segments]
+    in_segments = {p for seg in manifest for p, ident in seg["partitions"].items() if files.get(p) == ident}
+    loose = sorted(p for p in files if p not in in_segments)
     changed = False
     if len(loose) >= COMPACT_AT:
-        manifest.append(_write_segment(wh, table, [], loose, level=0))
+        manifest.append(_write_segment(wh, table, files, [], loose, level=0))
         changed = True
     level = 0
     while any(seg["level"] >= level for seg in manifest):
         same = [seg for seg in manifest if seg["level"] == level]
         if len(same) >= FANOUT:
             manifest = [seg for seg in manifest if seg["level"] != level]
-            manifest.append(_write_segment(wh, table, same, [], level=level + 1))
+            manifest.append(_write_segment(wh, table, files, same, [], level=level + 1))
             retired += [{"file": seg["file"], "at": time.time()} for seg in same]
             changed = True
         level += 1
     if changed:
         retired = _remove_retired(wh, table, manifest, retired)
-        write_text(json.dumps({"segments": manifest, "retired": retired}, indent=1), segment_dir(wh, table) / "manifest.json")
+        write_text(json.dumps({"segments": manifest, "retired": retired}), segment_dir(wh, table) / "manifest.json")
 
 
-def _write_segment(wh: Warehouse, table: str, merged: list[dict], loose: list[str], level: int) -> dict:
+def _write_segment(wh: Warehouse, table: str, files: dict[str, list[int]], merged: list[dict], loose: list[str],
+                   level: int) -> dict:
     """One file holding the current rows of ``merged`` segments and of ``loose`` partition files."""
     cols = ", ".join(LOOKUP_COLUMNS[table])
     table_dir = wh.table_dir(table)
     covers: dict[str, list[int]] = {}
     parts, params = [], {}
     for i, seg in enumerate(merged):
-        current = [p for p, ident in seg["partitions"].items() if _identity(table_dir / f"{p}.parquet") == ident]
-        covers |= {p: seg["partitions"][p] for p in current}
+        current = [p for p, ident in seg["partitions"].items() if files.get(p) == ident]
+        covers |= {p: files[p] for p in current}
         parts.append(f"SELECT {cols}, _partition FROM read_parquet($seg{i}) WHERE _partition IN (SELECT unnest($keep{i}))")
         params |= {f"seg{i}": str(segment_dir(wh, table) / seg["file"]), f"keep{i}": current}
     if loose:
-        idents = {p: _identity(table_dir / f"{p}.parquet") for p in loose}
-        loose = [p for p, ident in idents.items() if ident is not None]
-        covers |= {p: idents[p] for p in loose}
+        covers |= {p: files[p] for p in loose}
         # The partition is the file's name: partition names never contain '/' (nag_core.names).
         parts.append(f"SELECT {cols}, regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS _partition "
                      "FROM read_parquet($loose, filename = true)")

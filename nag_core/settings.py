@@ -71,16 +71,57 @@ class ProxyLMSettings:
 
 
 @dataclass(frozen=True)
+class DistilledSettings:
+    """The distilled scorer (``signals.families: [distilled]``): a cheap imitation of one NAG signal.
+
+    Documents whose seeded docid hash falls in the first ``sample_fraction`` of the hash
+    range (at least ``min_documents``, at most ``max_documents``, lowest hashes first) are
+    the training sample; their ``signal`` values are the labels of a ridge regression
+    (``alpha``) on ``n_features`` hashed word uni+bigrams (``nag_core.signals.distilled``).
+    The defaults are the benchmark's (``benchmarks/results/distilled.md``: 20 %, 2^20, alpha 1).
+    """
+
+    signal: str = "nag_contrastive"
+    sample_fraction: float = 0.2
+    min_documents: int = 20
+    max_documents: int = 200_000
+    n_features: int = 2 ** 20
+    alpha: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        teachers = ("nag_frequency", "nag_contrastive", "nag_good", "nag_bad")
+        if self.signal not in teachers:
+            raise NagInputError(f"'signals.distilled.signal' must be one of {list(teachers)} (the NAG signals it "
+                                f"imitates), got {self.signal!r}")
+        if isinstance(self.sample_fraction, bool) or not isinstance(self.sample_fraction, (int, float)) \
+                or not 0 < self.sample_fraction <= 1:
+            raise NagInputError(f"'signals.distilled.sample_fraction' must be in (0, 1], got {self.sample_fraction!r}")
+        for name in ("min_documents", "max_documents", "n_features"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise NagInputError(f"'signals.distilled.{name}' must be an integer >= 2, got {value!r}")
+        if self.min_documents > self.max_documents:
+            raise NagInputError(f"'signals.distilled.min_documents' ({self.min_documents}) exceeds "
+                                f"'max_documents' ({self.max_documents})")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+            raise NagInputError(f"'signals.distilled.alpha' must be a positive number, got {self.alpha!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise NagInputError(f"'signals.distilled.seed' must be an integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
 class SignalSettings:
     """Which optional signal families the pipeline builds, and their settings.
 
     NAG (frequency, contrastive, good, bad) is always built. The cheap families are on
     by default; ``gradient`` and ``perplexity`` train and run the proxy LM, so they are
-    opt-in (see the README for their cost per document).
+    opt-in (see the README for their cost per document), and so is ``distilled``.
     """
 
     families: tuple[str, ...] = DEFAULT_ENABLED
     proxy_lm: ProxyLMSettings = field(default_factory=ProxyLMSettings)
+    distilled: DistilledSettings = field(default_factory=DistilledSettings)
     gradient_dim: int = 2048  # random-projection width of the LESS gradient features
 
     def __post_init__(self) -> None:
@@ -147,6 +188,7 @@ class Settings:
         "proxy_lm": ("signals.proxy_lm",),
         "gradient": ("signals.proxy_lm", "signals.gradient_dim"),
         "quality": ("signals.proxy_lm", "signals.families"),
+        "distilled": ("signals.distilled",),
     }
 
     def hash_for(self, stage: str) -> str:
@@ -239,6 +281,9 @@ def _signal_settings(raw: Any) -> SignalSettings:
         values["families"] = tuple(fam)
     if "proxy_lm" in values:
         values["proxy_lm"] = ProxyLMSettings(**_section(values["proxy_lm"] or {}, ProxyLMSettings, "signals.proxy_lm"))
+    if "distilled" in values:
+        values["distilled"] = DistilledSettings(**_section(values["distilled"] or {}, DistilledSettings,
+                                                           "signals.distilled"))
     return SignalSettings(**values)
 
 

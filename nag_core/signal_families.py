@@ -6,7 +6,9 @@ table. Families differ in what they depend on, and so in how they are partitione
 * per (model, target): NAG (needs the model's activation caches and the target graph),
   embedding cosine (needs the model's pool embeddings);
 * per target: DSIR, BM25 (lexical, model-free), gradient influence (the proxy LM);
-* per shard: quality signals (target-free: a document's own length, entropy, ...).
+* per shard: quality signals (target-free: a document's own length, entropy, ...);
+* per (model, target) again: the distilled scorer (a hashed n-gram ridge model fitted on
+  a seeded sample of one NAG signal, then run on every kept document).
 
 This module is declarative and imports nothing heavy, so the freshness planner, the
 recipe parser and the Dagster layer can all read it without loading a model.
@@ -43,16 +45,21 @@ FAMILIES: dict[str, Family] = {f.asset: f for f in (
                                           "quality_repetition_ratio", "quality_perplexity"), False,
            "Target-free document quality: length, word n-gram entropy, alphanumeric share, repetition ratio, and "
            "bits per byte under the proxy LM."),
+    Family("distilled_scores", ("model", "target"), ("distilled_nag",), True,
+           "A cheap scorer distilled from NAG (BETR / PreSelect): ridge regression of one NAG signal "
+           "(signals.distilled.signal, default nag_contrastive) of a seeded sample of the kept pool on hashed word "
+           "uni+bigrams, then run on every kept document; the fitted scorer is kept for pools too big to extract."),
 )}
 
 SIGNAL_FAMILY: dict[str, str] = {s: f.asset for f in FAMILIES.values() for s in f.signals}
 SIGNALS: tuple[str, ...] = tuple(SIGNAL_FAMILY)
 
 # Families that can be switched on or off in nag.yaml (``signals.families``); NAG is always on.
-OPTIONAL = ("embedding", "dsir", "bm25", "gradient", "quality", "perplexity")
+OPTIONAL = ("embedding", "dsir", "bm25", "gradient", "quality", "perplexity", "distilled")
 DEFAULT_ENABLED = ("embedding", "dsir", "bm25", "quality")
 FAMILY_OF_OPTION = {"embedding": "embedding_scores", "dsir": "dsir_scores", "bm25": "bm25_scores",
-                    "gradient": "gradient_scores", "quality": "quality_signals", "perplexity": "quality_signals"}
+                    "gradient": "gradient_scores", "quality": "quality_signals", "perplexity": "quality_signals",
+                    "distilled": "distilled_scores"}
 
 
 def per_target(signal: str) -> bool:

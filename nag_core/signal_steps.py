@@ -27,6 +27,7 @@ from nag_core.freshness import State, split_key
 from nag_core.hashing import digest, file_digest, text_digest
 from nag_core.models import ModelPool
 from nag_core.signals import bm25, dsir, embedding
+from nag_core.signals.ngrams import Hasher
 from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse, partition_id
 
@@ -67,7 +68,7 @@ def write_signals(state: State, asset: str, key: str, rows: pl.DataFrame, run_id
     """Stamp ``rows`` (docid, shard, signal, value[, target, model]) with lineage, write them, record the partition."""
     p = split_key(asset, key)
     stage = {"influence_scores": "scores", "embedding_scores": "embeddings", "gradient_scores": "gradient",
-             "quality_signals": "quality"}.get(asset)
+             "quality_signals": "quality", "distilled_scores": "distilled"}.get(asset)
     config_hash = state.settings.hash_for(stage) if stage else digest(asset, length=12)
     frame = rows.with_columns(
         *(pl.lit(p.get(c)).cast(pl.String).alias(c) for c in ("target", "model") if c not in rows.columns),
@@ -97,16 +98,35 @@ def _single(docs: pl.DataFrame, signal: str, values: np.ndarray) -> pl.DataFrame
 
 
 def lexical_scores(state: State, asset: str, key: str, run_id: str, log: Log = print) -> StepResult:
-    """DSIR or BM25 of every kept document against one target (model-free, so partitioned by target only)."""
+    """DSIR or BM25 of every kept document against one target (model-free, so partitioned by target only).
+
+    Two passes over the kept pool, one shard in memory at a time: the pool's n-gram counts
+    (DSIR) or term statistics (BM25) first, then each shard's scores.
+    """
     fp = require_fingerprint(state, asset, key)
     target = split_key(asset, key)["target"]
-    docs = require_pool(state, kept_documents(state))
-    texts, examples = docs["text"].to_list(), target_texts(state, target)
+    examples = target_texts(state, target)
+    shards = sorted(state.shards)
     if asset == "dsir_scores":
-        values, signal = dsir.score(texts, examples), "dsir"
+        signal, hasher = "dsir", Hasher(dsir.DEFAULT_BUCKETS)
+        raw = sum((dsir.counts(kept_documents(state, [s])["text"], hasher) for s in shards), np.zeros(hasher.buckets))
+        log_ratio = dsir.fit(examples, hasher) - dsir.log_probs(raw)
+
+        def score(texts: list[str]) -> np.ndarray:
+            return dsir.score_with(texts, log_ratio, hasher)
     else:
-        values, signal = bm25.score(texts, examples), "bm25"
-    return _finish(state, asset, key, fp, _single(docs, signal, values), run_id, log, f"{signal} against {target}")
+        signal, stats = "bm25", bm25.PoolStats()
+        for s in shards:
+            stats.add(kept_documents(state, [s])["text"])
+
+        def score(texts: list[str]) -> np.ndarray:
+            return bm25.score_with(texts, stats, examples)
+    parts = []
+    for s in shards:
+        docs = kept_documents(state, [s])
+        parts.append(_single(docs, signal, score(docs["text"].to_list())))
+    rows = require_pool(state, pl.concat(parts) if parts else kept_documents(state, []))
+    return _finish(state, asset, key, fp, rows, run_id, log, f"{signal} against {target}")
 
 
 def embedding_cache(state: State, models: ModelPool, key: str, run_id: str, log: Log = print) -> StepResult:
@@ -153,16 +173,21 @@ def embedding_scores(state: State, models: ModelPool, key: str, run_id: str, log
     return _finish(state, "embedding_scores", key, fp, pl.concat(frames), run_id, log, f"embedding cosine to {p['target']}")
 
 
-def proxy_sample(docids: list[str], settings) -> list[int]:
-    """Indices of the proxy LM's training sample: the lowest docid hashes, about ``sample_fraction`` of the pool.
+def seeded_sample(docids: list[str], salt: str, fraction: float, min_documents: int, max_documents: int) -> list[int]:
+    """Indices of the documents whose hash of ``salt:docid`` is lowest: about ``fraction`` of them, clamped.
 
     Hashing docids (not drawing from an RNG) keeps a document's membership fixed as shards arrive.
     """
-    lm = settings.signals.proxy_lm
-    keys = np.array([int(text_digest(f"{lm.seed}:{d}", 12), 16) / 16 ** 12 for d in docids])
+    keys = np.array([int(text_digest(f"{salt}:{d}", 12), 16) / 16 ** 12 for d in docids])
     order = np.lexsort((np.arange(len(docids)), keys))
-    wanted = int(np.clip(int((keys < lm.sample_fraction).sum()), min(lm.min_documents, len(docids)), lm.max_documents))
+    wanted = int(np.clip(int((keys < fraction).sum()), min(min_documents, len(docids)), max_documents))
     return sorted(order[:wanted].tolist())
+
+
+def proxy_sample(docids: list[str], settings) -> list[int]:
+    """Indices of the proxy LM's training sample: the lowest docid hashes, about ``sample_fraction`` of the pool."""
+    lm = settings.signals.proxy_lm
+    return seeded_sample(docids, str(lm.seed), lm.sample_fraction, lm.min_documents, lm.max_documents)
 
 
 def proxy_lm(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
@@ -264,3 +289,70 @@ def signal_provenance(state: State, parts: list[tuple[str, str, str]]) -> list[d
                     "data_version": state.data_version(asset, key), "run_id": stamp.get("run_id"),
                     "config_hash": stamp.get("config_hash"), "code_version": stamp.get("code_version")})
     return out
+
+
+def distilled_sample(docids: list[str], settings) -> list[int]:
+    """Indices of the distilled scorer's training sample (its own salt, so it is not the proxy LM's sample)."""
+    d = settings.signals.distilled
+    return seeded_sample(docids, f"distilled:{d.seed}", d.sample_fraction, d.min_documents, d.max_documents)
+
+
+def distilled_scores(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
+    """Fit the distilled scorer on a seeded sample's NAG scores, store it, and score every kept document with it.
+
+    The labels are one NAG signal (``signals.distilled.signal``) of the sampled documents,
+    read from this (model, target)'s ``influence_scores`` partition. Texts are read one
+    shard at a time (the sample's texts, then each shard again to score), so memory holds
+    the sample and one shard, not the pool. In this pipeline every kept document also has
+    its NAG score, so the metadata reports how well the scorer imitates NAG where it saw
+    no label (Spearman on the documents outside the sample); on a pool too big to extract
+    the stored scorer (``cache/distilled/<model>/<target>.npz``) is what scores the rest.
+    """
+    from scipy.stats import spearmanr
+
+    from nag_core.signals.distilled import DistilledScorer, fit_distilled
+
+    fp = require_fingerprint(state, "distilled_scores", key)
+    p = split_key("distilled_scores", key)
+    cfg = state.settings.signals.distilled
+    wh = Warehouse(state.home.root)
+    teacher = wh.read("signals", [partition_id("influence_scores", p["model"], p["target"])],
+                      columns=["docid", "signal", "value"]).filter(pl.col("signal") == cfg.signal)
+    labels = dict(zip(teacher["docid"].to_list(), teacher["value"].to_list(), strict=True))
+    shards = sorted(state.shards)
+    docids = sorted(wh.read("pool_kept", shards, columns=["docid"])["docid"].to_list()) if shards else []
+    require_pool(state, pl.DataFrame({"docid": docids}, schema={"docid": pl.String}))
+    missing = [d for d in docids if d not in labels]
+    if missing:
+        raise NagInputError(f"distilled_scores[{key}]: {len(missing)} kept document(s) (e.g. {missing[0]!r}) have no "
+                            f"{cfg.signal} value in influence_scores[{key}]; materialise influence_scores first")
+    sampled = {docids[i] for i in distilled_sample(docids, state.settings)}
+    texts: dict[str, str] = {}
+    for shard in shards:
+        docs = kept_documents(state, [shard]).filter(pl.col("docid").is_in(list(sampled)))
+        texts.update(zip(docs["docid"].to_list(), docs["text"].to_list(), strict=True))
+    order = sorted(sampled)
+    scorer = fit_distilled([texts[d] for d in order], np.array([labels[d] for d in order]), seed=cfg.seed,
+                           n_features=cfg.n_features, alpha=cfg.alpha)
+    data = scorer.to_bytes()
+    path = state.home.distilled_scorer_path(p["model"], p["target"])
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    scorer = DistilledScorer.from_bytes(path.read_bytes())  # score with what was stored, as a later reader would
+    frames = []
+    for shard in shards:
+        docs = kept_documents(state, [shard])
+        frames.append(_single(docs, "distilled_nag", scorer.score(docs["text"].to_list())))
+    rows = pl.concat(frames)
+    rest = rows.filter(~pl.col("docid").is_in(order))
+    held_out = None
+    if rest.height >= 3:
+        teacher_rest = np.array([labels[d] for d in rest["docid"].to_list()])
+        rho = spearmanr(rest["value"].to_numpy(), teacher_rest).statistic
+        held_out = None if not np.isfinite(rho) else round(float(rho), 4)
+    result = _finish(state, "distilled_scores", key, fp, rows, run_id, log,
+                     f"{cfg.signal} distilled from {len(order)} sampled documents, for {p['target']}")
+    result.metadata.update({"imitates": cfg.signal, "sample_documents": len(order),
+                            "held_out_spearman": held_out, "nonzero_weights": int(scorer.indices.size),
+                            "scorer_path": str(path), "scorer_bytes": len(data)})
+    return result

@@ -122,7 +122,7 @@ def test_definitions_load_with_assets_checks_jobs_sensors(home):
             "influence_scores", "selected_subset", "mixture_subset", "pool_files"} <= keys
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("neuron_graph") in graph.get(dg.AssetKey("influence_scores")).parent_keys
-    assert len(graph.asset_check_keys) == 14  # 8 on the NAG chain, one per other signal family, one on recipes
+    assert len(graph.asset_check_keys) == 15  # 8 on the NAG chain, one per other signal family (distilled too), one on recipes
     assert {s.name for s in defs.sensors} == {"pool_sensor", "target_sensor", "model_sensor", "recipe_sensor",
                                               "nag_automation"}
     # A setting change shows up as a new code version on exactly the assets that read it.

@@ -181,3 +181,21 @@ def test_registry_dispatches_and_rejects_unknown_methods():
     for method in ("dsir", "bm25"):
         with pytest.raises(ValueError, match="at least one target"):
             signals.score(method, POOL, [])
+
+
+def test_lexical_signals_scored_part_by_part_equal_the_whole_pool_at_once():
+    """The pipeline reads one shard at a time: pool statistics summed over parts, then each part scored."""
+    parts = [POOL[:2], POOL[2:3], POOL[3:]]
+    hasher = Hasher(dsir.DEFAULT_BUCKETS)
+    raw = sum(dsir.counts(p, hasher) for p in parts)
+    log_ratio = dsir.fit(MEDICAL_TARGETS, hasher) - dsir.log_probs(raw)
+    by_part = np.concatenate([dsir.score_with(p, log_ratio, hasher) for p in parts])
+    np.testing.assert_array_equal(by_part, dsir.score(POOL, MEDICAL_TARGETS))
+
+    stats = bm25.PoolStats()
+    for p in parts:
+        stats.add(p)
+    assert (stats.documents, stats.total_length) == (len(POOL), sum(len(bm25._terms(t)) for t in POOL))
+    by_part = np.concatenate([bm25.score_with(p, stats, MEDICAL_TARGETS) for p in parts])
+    np.testing.assert_array_equal(by_part, bm25.score(POOL, MEDICAL_TARGETS))
+    assert by_part.max() > 0

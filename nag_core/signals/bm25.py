@@ -18,7 +18,8 @@ question: contamination rather than domain.) Defaults k1 = 1.5, b = 0.75.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,36 +30,64 @@ def _terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> np.ndarray:
-    """Mean BM25 of each pool text over the target texts as queries (= BM25 of the centroid query)."""
+@dataclass
+class PoolStats:
+    """What BM25 needs from the whole pool: document frequencies, the document count and total length.
+
+    Built part by part (:meth:`add`), so a pool is read one shard at a time.
+    """
+
+    vocab: dict[str, int] = field(default_factory=dict)
+    df: list[int] = field(default_factory=list)
+    documents: int = 0
+    total_length: int = 0
+
+    def add(self, texts: Iterable[str]) -> PoolStats:
+        for text in texts:
+            terms = _terms(text)
+            self.documents += 1
+            self.total_length += len(terms)
+            for t in set(terms):
+                j = self.vocab.setdefault(t, len(self.vocab))
+                if j == len(self.df):
+                    self.df.append(0)
+                self.df[j] += 1
+        return self
+
+
+def score_with(texts: Sequence[str], stats: PoolStats, target_texts: Sequence[str], *, k1: float = 1.5,
+               b: float = 0.75) -> np.ndarray:
+    """BM25 of ``texts`` (part of the pool ``stats`` describes) against the centroid of ``target_texts``."""
     if not target_texts:
         raise ValueError("bm25 needs at least one target text")
-    vocab: dict[str, int] = {}
-    doc_ids, term_ids, tfs, lengths = [], [], [], np.zeros(len(pool_texts), np.float64)
-    for i, text in enumerate(pool_texts):
-        terms = _terms(text)
-        lengths[i] = len(terms)
-        if not terms:
-            continue
-        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int64)
-        uniq, counts = np.unique(ids, return_counts=True)
-        doc_ids.append(np.full(uniq.size, i, np.int64))
-        term_ids.append(uniq)
-        tfs.append(counts.astype(np.float64))
-    n = len(pool_texts)
-    if not vocab:
-        return np.zeros(n, np.float64)
-    doc_ids, term_ids, tfs = np.concatenate(doc_ids), np.concatenate(term_ids), np.concatenate(tfs)
-    df = np.bincount(term_ids, minlength=len(vocab)).astype(np.float64)
+    n, out = stats.documents, np.zeros(len(texts), np.float64)
+    if not stats.vocab:
+        return out
+    df = np.asarray(stats.df, np.float64)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
-    query = np.zeros(len(vocab), np.float64)
+    query = np.zeros(len(stats.vocab), np.float64)
     for text in target_texts:
         for t in _terms(text):
-            j = vocab.get(t)
+            j = stats.vocab.get(t)
             if j is not None:  # a term absent from the pool contributes nothing
                 query[j] += 1.0
     query /= len(target_texts)
-    avgdl = max(lengths.mean(), 1e-9)
-    norm = k1 * (1.0 - b + b * lengths[doc_ids] / avgdl)
-    contrib = query[term_ids] * idf[term_ids] * tfs * (k1 + 1.0) / (tfs + norm)
-    return np.bincount(doc_ids, weights=contrib, minlength=n)
+    avgdl = max(stats.total_length / max(n, 1), 1e-9)
+    for i, text in enumerate(texts):
+        terms = _terms(text)
+        if not terms:
+            continue
+        ids, tfs = np.unique(np.fromiter((stats.vocab[t] for t in terms), dtype=np.int64), return_counts=True)
+        tfs = tfs.astype(np.float64)
+        norm = k1 * (1.0 - b + b * len(terms) / avgdl)
+        out[i] = float((query[ids] * idf[ids] * tfs * (k1 + 1.0) / (tfs + norm)).sum())
+    return out
+
+
+def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> np.ndarray:
+    """Mean BM25 of each pool text over the target texts as queries (= BM25 of the centroid query).
+
+    A pool too big for memory: :meth:`PoolStats.add` each part, then :func:`score_with`
+    each part (the pipeline's ``bm25_scores`` does this).
+    """
+    return score_with(pool_texts, PoolStats().add(pool_texts), target_texts, k1=k1, b=b)

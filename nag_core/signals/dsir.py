@@ -24,7 +24,7 @@ zero-temperature limit and is what the budgeted selection here uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -33,12 +33,34 @@ from nag_core.signals.ngrams import Hasher
 DEFAULT_BUCKETS = 10_000
 
 
+def counts(texts: Iterable[str], hasher: Hasher, orders=(1, 2)) -> np.ndarray:
+    """Bucketed n-gram counts (B,) of ``texts``; counts of disjoint parts of a pool add up."""
+    total = np.zeros(hasher.buckets, np.float64)
+    for t in texts:
+        total += np.bincount(hasher.buckets_of(t, orders), minlength=hasher.buckets)
+    return total
+
+
+def log_probs(bucket_counts: np.ndarray) -> np.ndarray:
+    """Add-one-smoothed log probabilities of a bucketed n-gram model."""
+    return np.log(bucket_counts + 1.0) - np.log(bucket_counts.sum() + bucket_counts.size)
+
+
 def fit(texts: Sequence[str], hasher: Hasher, orders=(1, 2)) -> np.ndarray:
     """Add-one-smoothed log probabilities (B,) of the bucketed n-gram model of ``texts``."""
-    counts = np.zeros(hasher.buckets, np.float64)
-    for t in texts:
-        counts += np.bincount(hasher.buckets_of(t, orders), minlength=hasher.buckets)
-    return np.log(counts + 1.0) - np.log(counts.sum() + hasher.buckets)
+    return log_probs(counts(texts, hasher, orders))
+
+
+def score_with(texts: Sequence[str], log_ratio: np.ndarray, hasher: Hasher, orders=(1, 2),
+               normalize: bool = True) -> np.ndarray:
+    """Each text's summed (or, ``normalize``, mean) ``log_ratio`` over its n-gram buckets."""
+    out = np.zeros(len(texts), np.float64)
+    for i, t in enumerate(texts):
+        b = hasher.buckets_of(t, orders)
+        if b.size:
+            total = float(log_ratio[b].sum())
+            out[i] = total / b.size if normalize else total
+    return out
 
 
 def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, buckets: int = DEFAULT_BUCKETS,
@@ -46,24 +68,12 @@ def score(pool_texts: Sequence[str], target_texts: Sequence[str], *, buckets: in
           raw_texts: Sequence[str] | None = None) -> np.ndarray:
     """log p_target(x)/p_raw(x) per document (per n-gram mean unless ``normalize=False``).
 
-    The raw model is fitted on ``raw_texts`` if given, else on the pool itself.
+    The raw model is fitted on ``raw_texts`` if given, else on the pool itself. A pool too
+    big for memory is scored in two passes over its parts: sum :func:`counts` of every
+    part, then :func:`score_with` each part (the pipeline's ``dsir_scores`` does this).
     """
     if not target_texts:
         raise ValueError("dsir needs at least one target text")
     hasher = Hasher(buckets)
-    pool_buckets = [hasher.buckets_of(t, orders) for t in pool_texts]
-    log_target = fit(target_texts, hasher, orders)
-    if raw_texts is None:
-        counts = np.zeros(buckets, np.float64)
-        for b in pool_buckets:
-            counts += np.bincount(b, minlength=buckets)
-        log_raw = np.log(counts + 1.0) - np.log(counts.sum() + buckets)
-    else:
-        log_raw = fit(raw_texts, hasher, orders)
-    ratio = log_target - log_raw
-    out = np.zeros(len(pool_texts), np.float64)
-    for i, b in enumerate(pool_buckets):
-        if b.size:
-            total = float(ratio[b].sum())
-            out[i] = total / b.size if normalize else total
-    return out
+    log_raw = fit(pool_texts if raw_texts is None else raw_texts, hasher, orders)
+    return score_with(pool_texts, fit(target_texts, hasher, orders) - log_raw, hasher, orders, normalize)
