@@ -1,7 +1,8 @@
 # The two commands a new user needs:
 #   make demo   install, then build a demo data root and select from it
 #   make test   install from scratch, then run the test suite
-# torch is installed first, pinned, so pip takes the CPU build instead of a multi-GB CUDA one.
+# torch is installed first, pinned, so pip takes the CPU build instead of a multi-GB CUDA one;
+# the deploy extra lets the test suite check deploy/k8s against dagster-k8s's schemas.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,deploy]'
 
 demo: install
 	$(BIN)/nag-select demo --home $(NAG_HOME)

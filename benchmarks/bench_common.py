@@ -12,11 +12,16 @@ same methods on the same profile examples.
 * Pool features of the model-based methods (NAG top-K indices, mean-pooled embeddings)
   are cached under ``benchmarks/out/cache/``, keyed by the pool texts, the model
   fingerprint and the settings, with the seconds the computation took.
+* ``proxy_features`` trains the pipeline's proxy LM on the benchmark pool (same sample
+  rule and training as ``nag_core.signal_steps.proxy_lm``) and caches it with its pool-side
+  features (projected gradients, bits per byte), for the ``gradient`` and
+  ``quality_perplexity`` signals.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -38,7 +43,9 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from nag_core.signals import bm25, dsir, embedding, nag, random_baseline  # noqa: E402
+from nag_core.errors import NagInputError  # noqa: E402
 from nag_core.hashing import digest  # noqa: E402
+from nag_core.selection import select_by_budget  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "eval"
 POOL = SHARED / "pool" / "mixed_pool_dev.parquet"
@@ -46,6 +53,10 @@ OUT = ROOT / "benchmarks" / "out"
 CACHE = OUT / "cache"
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("random", "dsir", "bm25", "embedding", "nag", "nag_contrastive")
+# Per-target signals ``score_all`` also computes, named as in the warehouse: NeuronLLM's split of the
+# contrastive NAG score (``nag_contrastive = nag_good - nag_bad``), and LESS-style gradient influence
+# under the proxy LM (needs ``proxy_features``).
+EXTRA_METHODS = ("nag_good", "nag_bad", "gradient")
 MEDICAL = ("anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine")
 LAW = ("professional_law", "international_law", "jurisprudence")
 _T = SHARED / "targets"
@@ -136,6 +147,20 @@ def write_report(out: Path, name: str, md: list[str]) -> int:
     print(text)
     print(f"wrote {out / name}")
     return 0
+
+
+def budget_selection(frame: pl.DataFrame, fraction: float) -> pl.DataFrame:
+    """``select_by_budget``, except that a ranking whose first document overflows the budget keeps it alone.
+
+    The pipeline refuses such a budget (a user should raise it); a benchmark compares
+    methods at one budget, and a method whose best document is too long still gets a
+    selection, as every method did before the pipeline refused.
+    """
+    try:
+        return select_by_budget(frame, fraction)
+    except NagInputError:
+        return frame.sort(["score", "docid"], descending=[True, False]).head(1).with_row_index("rank", offset=1) \
+            .with_columns(pl.col("rank").cast(pl.Int64), pl.col("token_num").alias("cum_tokens"))
 
 
 # ---------------------------------------------------------------- targets
@@ -257,18 +282,25 @@ def cached(kind: str, texts: list[str], models: Models, compute, log=print) -> t
     """Features of ``texts`` from the cache, or computed and stored; returns (array, seconds to compute)."""
     nag_settings = (CACHED_TOP_K, NEURON_TYPE) if kind.startswith("nag") else ()
     key = digest(kind, models.ref.fingerprint, MAX_LENGTH, *nag_settings, digest(texts, length=32), length=16)
+    return cached_array(kind, key, lambda: compute(texts), len(texts), log)
+
+
+def cached_array(kind: str, key: str, compute, n: int, log=print) -> tuple[np.ndarray, float]:
+    """``compute()`` from ``CACHE/{kind}_{key}.npy``, or computed and stored; returns (array, seconds to compute).
+
+    ``key`` must hash everything the array depends on (texts, model, settings)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     arr, meta = CACHE / f"{kind}_{key}.npy", CACHE / f"{kind}_{key}.json"
     if arr.exists() and meta.exists():
         return np.load(arr), float(json.loads(meta.read_text())["seconds"])
-    log(f"  computing {kind} for {len(texts)} texts (cached afterwards in {arr.relative_to(ROOT)}) ...")
+    log(f"  computing {kind} for {n} texts (cached afterwards in {arr.relative_to(ROOT)}) ...")
     t = time.perf_counter()
-    value = compute(texts)
+    value = compute()
     seconds = time.perf_counter() - t
     tmp = arr.with_suffix(".tmp.npy")
     np.save(tmp, value)
     tmp.replace(arr)
-    meta.write_text(json.dumps({"seconds": seconds, "n": len(texts)}))
+    meta.write_text(json.dumps({"seconds": seconds, "n": n}))
     return value, seconds
 
 
@@ -286,10 +318,25 @@ def pool_features(texts: list[str], models: Models, log=print) -> PoolFeatures:
     return PoolFeatures(idx, s1, emb, s2)
 
 
+def good_and_bad(pool_indices: np.ndarray, target_indices: np.ndarray, width: int,
+                 smoothing: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``nag_good`` and ``nag_bad`` as ``nag_core.selection_steps.influence_scores`` computes them: NAG similarity
+    with the positive part of the contrastive profile, and with the magnitude of its negative part."""
+    from nag_core.graph import contrastive_profile, neuron_counts
+    from nag_core.scoring import similarity
+
+    w = contrastive_profile(neuron_counts(target_indices, width), neuron_counts(pool_indices, width), smoothing)
+    return similarity(pool_indices, np.maximum(w, 0.0)), similarity(pool_indices, np.maximum(-w, 0.0))
+
+
 def score_all(pool_texts: list[str], feats: PoolFeatures, target: Target, models: Models,
-              methods=METHODS, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Scores of every method for one target and the seconds each took (pool features cached)."""
+              methods=METHODS, seed: int = 0, proxy: ProxyFeatures | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Scores of every method for one target and the seconds each took (pool features cached).
+
+    ``methods`` may also name ``EXTRA_METHODS``; ``gradient`` needs ``proxy`` (``proxy_features``)."""
     scores, seconds = {}, {}
+    target_idx = None  # the profile's NAG indices, extracted once for every NAG method
     for m in methods:
         t = time.perf_counter()
         if m == "random":
@@ -300,14 +347,82 @@ def score_all(pool_texts: list[str], feats: PoolFeatures, target: Target, models
             s = bm25.score(pool_texts, target.profile)
         elif m == "embedding":
             s = embedding.cosine_to_centroid(feats.emb, models.embeddings(target.profile))
-        elif m in ("nag", "nag_contrastive"):
-            k, profile = (TOP_K, "frequency") if m == "nag" else (nag.CONTRASTIVE_TOP_K, "contrastive")
-            target_idx = models.nag_indices(target.profile)
-            s = nag.score_from_indices(feats.nag[..., :k], target_idx[..., :k], models.width, profile=profile)
+        elif m in ("nag", "nag_contrastive", "nag_good", "nag_bad"):
+            if target_idx is None:
+                target_idx = models.nag_indices(target.profile)
+            if m in ("nag", "nag_contrastive"):
+                k, profile = (TOP_K, "frequency") if m == "nag" else (nag.CONTRASTIVE_TOP_K, "contrastive")
+                s = nag.score_from_indices(feats.nag[..., :k], target_idx[..., :k], models.width, profile=profile)
+            else:  # at the contrastive recipe's K, so that nag_contrastive = nag_good - nag_bad
+                k = nag.CONTRASTIVE_TOP_K
+                s = good_and_bad(feats.nag[..., :k], target_idx[..., :k], models.width)[m == "nag_bad"]
+        elif m == "gradient":
+            if proxy is None:
+                raise SystemExit("the gradient signal needs the proxy LM: pass proxy=bench_common.proxy_features(...)")
+            from nag_core.signals.gradient import gradient_features, gradient_influence
+
+            s = gradient_influence(proxy.grad, gradient_features(proxy.model, target.profile, dim=proxy.dim,
+                                                                 seed=proxy.seed))
         else:
             raise SystemExit(f"unknown method {m!r}")
         scores[m], seconds[m] = s, time.perf_counter() - t
     return scores, seconds
+
+
+# ---------------------------------------------------------------- the proxy LM and its signals
+
+@dataclass
+class ProxyFeatures:
+    """The pipeline's proxy LM trained on the benchmark pool, and its target-independent pool features."""
+
+    model: object
+    dim: int  # gradient projection width (``signals.gradient_dim``)
+    seed: int  # ``signals.proxy_lm.seed``: the LM's training and the projection R
+    steps: int
+    sample_documents: int
+    train_seconds: float
+    grad: np.ndarray  # (n, dim) unit-norm projected loss gradients of the pool documents
+    grad_seconds: float
+    perplexity: np.ndarray  # (n,) bits per byte: the ``quality_perplexity`` signal
+    perplexity_seconds: float
+
+
+def proxy_features(pool: pl.DataFrame, steps: int | None = None, log=print) -> ProxyFeatures:
+    """Train (or load from the cache) the proxy LM as ``nag_core.signal_steps.proxy_lm`` does, on the benchmark
+    pool with default settings (``steps`` overrides ``signals.proxy_lm.steps``, for smoke runs), and compute its
+    pool-side features as ``gradient_scores`` and ``quality_signals`` do: ``gradient_features`` at
+    ``signals.gradient_dim`` and ``byte_perplexity``. Everything is cached under ``CACHE``."""
+    from nag_core.settings import Settings
+    from nag_core.signal_steps import proxy_sample
+    from nag_core.signals.causal_lm import load_byte_lm, load_meta, save_byte_lm, train_byte_lm
+    from nag_core.signals.gradient import gradient_features
+    from nag_core.signals.perplexity import byte_perplexity
+
+    sig = Settings().signals
+    lm = sig.proxy_lm if steps is None else dataclasses.replace(sig.proxy_lm, steps=steps)
+    settings = Settings(signals=dataclasses.replace(sig, proxy_lm=lm))
+    texts = pool["doc"].to_list()
+    sample = [texts[i] for i in proxy_sample(pool["docid"].cast(pl.String).to_list(), settings)]
+    lm_key = digest("proxy_lm", dataclasses.asdict(lm), digest(sample, length=32), length=16)
+    directory = CACHE / f"proxy_lm_{lm_key}"
+    if (directory / "model.safetensors").exists():
+        model, train_seconds = load_byte_lm(directory), float(load_meta(directory)["seconds"])
+    else:
+        log(f"  training the proxy LM on {len(sample)} documents, {lm.steps} steps (cached afterwards in "
+            f"{directory.relative_to(ROOT)}) ...")
+        t = time.perf_counter()
+        model = train_byte_lm(sample, seed=lm.seed, steps=lm.steps, threads=1)  # one thread: bit-reproducible
+        train_seconds = time.perf_counter() - t
+        save_byte_lm(model, directory, {"seconds": train_seconds, "sample_documents": len(sample)})
+    texts_key = digest(texts, length=32)
+    dim = sig.gradient_dim
+    grad, grad_seconds = cached_array(
+        "grad", digest(lm_key, dim, texts_key, length=16),
+        lambda: gradient_features(model, texts, dim=dim, seed=lm.seed), len(texts), log)
+    ppl, ppl_seconds = cached_array("ppl", digest(lm_key, texts_key, length=16),
+                                    lambda: byte_perplexity(model, texts), len(texts), log)
+    return ProxyFeatures(model, dim, lm.seed, lm.steps, len(sample), train_seconds, grad, grad_seconds, ppl,
+                         ppl_seconds)
 
 
 def rank(scores: np.ndarray) -> np.ndarray:

@@ -18,6 +18,9 @@ passages are not MMLU exam questions), and a selection can fit the target better
 Writes ``proxy.md`` (``--name``) and per-seed losses in ``proxy.json`` to ``--out`` (default
 benchmarks/results; ``--smoke``: benchmarks/out/smoke). ``--methods ... recipe`` adds the fused score
 of ``--recipe`` (default ``nag_core/recipe_library/recommended.yaml``), compared paired by seed with each method.
+``--reuse`` takes the per-seed losses an earlier run left in NAME.json whenever everything that fixes
+a training matches (see ``REUSE_SETTINGS``), so an interrupted run, or one that adds methods or
+seeds, trains only what is missing; the report says how many results were reused.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
 import bench_common as C  # noqa: E402
-from nag_core.selection import select_by_budget  # noqa: E402
 from nag_core.signals.causal_lm import as_bytes, tiny_gpt, train_on_bytes  # noqa: E402
 
 LABELS = {"random": "random", "dsir": "DSIR", "bm25": "BM25", "embedding": "embedding", "nag": "NAG",
           "nag_contrastive": "NAG contrastive", "recipe": "recipe", "oracle": "domain-label oracle"}
 NAG_METHODS = ("nag", "nag_contrastive")
+# Settings that fix a (target, method, seed) training and its evaluation: --reuse takes a stored loss only if all match.
+REUSE_SETTINGS = ("pool", "targets", "label_column", "profile_examples", "budget", "smoke", "steps", "batch", "ctx",
+                  "d_model", "layers", "heads", "lr", "eval_bytes")
 
 
 def _init_worker() -> None:
@@ -69,6 +74,67 @@ def train_eval(train: np.ndarray, evals: np.ndarray, seed: int, a: argparse.Name
     return total / max(1, count) / math.log(2)
 
 
+def train_job(train: np.ndarray, evals: np.ndarray, seed: int, a: argparse.Namespace) -> tuple[float, float]:
+    """(bits per byte, seconds the training and evaluation took in the worker)."""
+    t = time.perf_counter()
+    return train_eval(train, evals, seed, a), time.perf_counter() - t
+
+
+def previous_results(path: Path, a: argparse.Namespace, recipe) -> tuple[dict, dict, list[str]]:
+    """Losses and seconds of an earlier run in ``path`` usable now, keyed (target, method, seed), and notes."""
+    if not path.exists():
+        return {}, {}, []
+    import json
+
+    old = json.loads(path.read_text(encoding="utf-8"))
+    now = {k: str(v) for k, v in vars(a).items()}
+    differ = [k for k in REUSE_SETTINGS if old.get("settings", {}).get(k) != now[k]]
+    if differ:
+        print(f"  --reuse: {path.name} was run with other settings ({', '.join(differ)}); reusing nothing", flush=True)
+        return {}, {}, []
+    notes, skip = [], set()
+    if recipe is not None:
+        stored = old.get("recipe_digest")
+        if stored is None and old["settings"].get("recipe") == now["recipe"]:
+            notes.append(f"the earlier run did not record the recipe's digest; its recipe results were reused on the "
+                         f"assumption that `{Path(a.recipe).name}` is unchanged since")
+        elif stored != recipe.digest or old["settings"].get("recipe") != now["recipe"]:
+            skip.add("recipe")
+    losses, seconds = {}, {}
+    for key, per_seed in old.get("bits_per_byte", {}).items():
+        name, m = key.split("|")
+        if m in skip:
+            continue
+        for seed, v in per_seed.items():
+            losses[(name, m, int(seed))] = float(v)
+            if key in old.get("seconds", {}) and seed in old["seconds"][key]:
+                seconds[(name, m, int(seed))] = float(old["seconds"][key][seed])
+    return losses, seconds, notes
+
+
+def recipe_verdict(results: dict, targets: list, singles: list[str]) -> str:
+    """One sentence per the recipe's standing: where it has the lowest mean loss, and where it does not."""
+    mean = {k: float(np.mean(v)) for k, v in results.items()}
+    parts, wins = [], 0
+    for t in targets:
+        best = min(singles, key=lambda m: mean[(t.name, m)])
+        diff = np.array(results[(t.name, "recipe")]) - np.array(results[(t.name, best)])
+        agree = bool(np.all(diff < 0) or np.all(diff > 0))
+        if mean[(t.name, "recipe")] < mean[(t.name, best)]:
+            wins += 1
+            parts.append(f"{t.name}: lowest, {abs(diff.mean()):.3f} bpb below {LABELS[best]}"
+                         + ("" if agree else " (the seeds disagree)"))
+        else:
+            parts.append(f"{t.name}: **does not win**, {diff.mean():.3f} bpb above {LABELS[best]}"
+                         + (" on every seed" if agree else " (the seeds disagree)"))
+    avg = {m: float(np.mean([mean[(t.name, m)] for t in targets])) for m in ["recipe", *singles]}
+    best_avg = min(singles, key=lambda m: avg[m])
+    return (f"**The recipe against the single signals trained here:** lowest mean loss on {wins} of {len(targets)} "
+            f"targets ({'; '.join(parts)}). Mean over targets: recipe {avg['recipe']:.3f} vs the best single signal's "
+            f"mean ({LABELS[best_avg]} {avg[best_avg]:.3f}), "
+            + ("lower." if avg["recipe"] < avg[best_avg] else "**not lower**."))
+
+
 def main() -> int:
     ap = C.pool_parser(__doc__, smoke_help="2 seeds, 6 steps of a tiny model on the smoke pool (seconds)")
     ap.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=C.METHODS + ("recipe",),
@@ -92,6 +158,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="training processes (one thread each)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop starting trainings after this long and report the seeds every method finished")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take the per-seed losses already in NAME.json (in --out) whose training settings match "
+                         "(REUSE_SETTINGS; for 'recipe' also the recipe's digest) and train only the rest")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.d_model, a.layers, a.heads, a.ctx, a.batch, a.eval_bytes = 2, 6, 32, 1, 2, 32, 4, 2048
@@ -114,7 +183,8 @@ def main() -> int:
             raise SystemExit(f"{a.recipe}: filter steps need quality signals, which this benchmark does not compute")
     signal_methods = [m for m in a.methods if m != "recipe"]
     if recipe is not None:  # the recipe's signals are scored whether or not they are trained on themselves
-        signal_methods += [C.METHOD_OF_SIGNAL[s] for s in recipe.signals if C.METHOD_OF_SIGNAL[s] not in signal_methods]
+        signal_methods += [C.METHOD_OF_SIGNAL.get(s, s) for s in recipe.signals
+                           if C.METHOD_OF_SIGNAL.get(s, s) not in signal_methods]
     shares, sizes, budgets, jobs = {}, {}, {}, []
     for t in targets:
         scores, _ = C.score_all(texts, feats, t, models, signal_methods)
@@ -130,30 +200,49 @@ def main() -> int:
         for m in methods:
             frame = pl.DataFrame({"docid": pool["docid"], "score": scores[m], "token_num": pool["token_num"],
                                   "pos": np.arange(len(pool))})
-            kept = select_by_budget(frame, fraction)
+            kept = C.budget_selection(frame, fraction)
             pos = kept["pos"].to_numpy()
             train = as_bytes([texts[i] for i in pos])
             shares[(t.name, m)] = float(tok[pos][rel[pos]].sum() / max(1, kept["token_num"].sum()))
             sizes[(t.name, m)] = (len(pos), train.size)
             jobs += [((t.name, m, seed), train, evals) for seed in range(a.seeds)]
     jobs.sort(key=lambda j: j[0][2])  # seed-major: an interrupted run has every (target, method) at the first seeds
-    print(f"training {len(jobs)} models ({a.workers} single-threaded worker processes) ...", flush=True)
-    t0 = time.perf_counter()
     results = {key[:2]: [] for key, _, _ in jobs}
+    job_seconds: dict[tuple, float] = {}
+    prev, prev_seconds, reuse_notes = (previous_results(out / f"{a.name}.json", a, recipe) if a.reuse
+                                       else ({}, {}, []))
+    reused = [key for key, _, _ in jobs if key in prev]
+    for key in reused:
+        results[key[:2]].append((key[2], prev[key]))
+        if key in prev_seconds:
+            job_seconds[key] = prev_seconds[key]
+    jobs = [j for j in jobs if j[0] not in prev]
+    total = len(jobs) + len(reused)
+    print(f"training {len(jobs)} models ({a.workers} single-threaded worker processes)"
+          + (f"; {len(reused)} per-seed results reused from {a.name}.json" if a.reuse else "") + " ...", flush=True)
+
+    def dump() -> None:
+        C.write_json(out / f"{a.name}.json", {
+            "settings": {k: str(v) for k, v in vars(a).items()},
+            **({"recipe_digest": recipe.digest} if recipe is not None else {}),
+            "bits_per_byte": {f"{n}|{m}": dict(sorted(r)) for (n, m), r in results.items() if r},
+            "seconds": {f"{n}|{m}": {s: job_seconds[(n, m, s)] for s, _ in sorted(r) if (n, m, s) in job_seconds}
+                        for (n, m), r in results.items() if r}})
+
+    t0 = time.perf_counter()
     stopped = 0
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=_init_worker) as pool_ex:
-        futures = {pool_ex.submit(train_eval, train, evals, key[2], a): key for key, train, evals in jobs}
+        futures = {pool_ex.submit(train_job, train, evals, key[2], a): key for key, train, evals in jobs}
         done = 0
         for fut in as_completed(futures):
             if fut.cancelled():
                 continue
             key = futures[fut]
-            results[key[:2]].append((key[2], fut.result()))
+            bpb, job_seconds[key] = fut.result()
+            results[key[:2]].append((key[2], bpb))
             done += 1
-            C.write_json(out / f"{a.name}.json", {"settings": {k: str(v) for k, v in vars(a).items()},
-                                                   "bits_per_byte": {f"{n}|{m}": dict(sorted(r)) for (n, m), r
-                                                                     in results.items() if r}})
+            dump()
             if done % max(1, len(jobs) // 12) == 0 or done == len(jobs):
                 print(f"  {done}/{len(jobs)} trained ({time.perf_counter() - t0:.0f} s)", flush=True)
             if a.max_minutes and time.perf_counter() - t0 > 60 * a.max_minutes:
@@ -165,6 +254,8 @@ def main() -> int:
         print(f"  stopped at --max-minutes {a.max_minutes}: {stopped} trainings cancelled; reporting seeds {seeds}")
         results = {k: [(s, v) for s, v in r if s in seeds] for k, r in results.items()}
         a.seeds = len(seeds)
+    if not jobs:
+        dump()  # records the recipe's digest and the settings of this run beside the reused losses
     results = {k: [v for _, v in sorted(r)] for k, r in results.items()}
     train_seconds = time.perf_counter() - t0
     for (name, m), r in results.items():
@@ -195,9 +286,12 @@ def main() -> int:
             lines.append(f"- {t.name}: recipe {np.mean(results[(t.name, 'recipe')]):.3f} vs {LABELS[other]} "
                          f"{np.mean(results[(t.name, other)]):.3f} bpb: paired difference {diff.mean():+.3f} ± {sd:.3f} "
                          f"({'all seeds agree' if (np.all(diff < 0) or np.all(diff > 0)) else 'seeds disagree'}).")
+    if recipe is not None:
+        lines += ["", recipe_verdict(results, targets, [m for m in a.methods if m != "recipe"])]
     heads = " | ".join(LABELS[m] for m in methods)
     m_ = C.machine()
-    md = [f"# Proxy pretraining benchmark{' (smoke)' if a.smoke else ''}", "", C.machine_line(m_), "",
+    title = "Proxy pretraining benchmark" + (": the recommended recipe beside single signals" if recipe else "")
+    md = [f"# {title}{' (smoke)' if a.smoke else ''}", "", C.machine_line(m_), "",
           f"Per target and method: rank the pool ({len(pool)} docs) from the profile examples, keep "
           f"`select_by_budget(fraction)` of pool `token_num` with " + (
               "fraction = the matching domain's token share (" + ", ".join(f"{k} {v:.3f}" for k, v in budgets.items())
@@ -234,10 +328,14 @@ def main() -> int:
           "selections).",
           f"- Training: {len(jobs)} models in {train_seconds:.0f} s on {a.workers} single-threaded worker processes "
           f"({a.steps} steps x {a.batch} x {a.ctx} = {a.steps * a.batch * a.ctx:,} bytes seen per model). The run "
-          "is deterministic per seed (one thread per model).",
-          f"- Model size: {n_params / 1e6:.2f}M parameters for {a.steps} steps; the {len(jobs)} trainings took "
-          f"{train_seconds / 60:.0f} minutes here. Small models trained this briefly differ from seed to seed by as "
-          "much as the gaps between good selections, which is why the comparison above is paired by seed.",
+          "is deterministic per seed (one thread per model)."
+          + (f" {len(reused)} of the {total} per-seed results were reused (`--reuse`) from `{a.name}.json`, trained by "
+             "earlier runs with the same settings" + (f" ({'; '.join(reuse_notes)})" if reuse_notes else "")
+             + (f"; worker time recorded for {len(job_seconds)} of the {total} trainings: "
+                f"{sum(job_seconds.values()):.0f} s in all" if job_seconds else "") + "." if reused else ""),
+          f"- Model size: {n_params / 1e6:.2f}M parameters for {a.steps} steps. Small models trained this briefly "
+          "differ from seed to seed by as much as the gaps between good selections, which is why the comparison "
+          "above is paired by seed.",
           "- humaneval: the pool's code domain contains HumanEval prompts + solutions, including the held-out ones, so "
           "a selection that contains them has seen the evaluation text (contamination, as in real pools).",
           "- Held-out examples per target: " + ", ".join(f"{t.name} {len(t.held_out)}" for t in targets) + ".",

@@ -22,10 +22,18 @@ Objective: share of the matching domain at a document budget equal to the domain
 size (as ``bench_retrieval.py``), mean over dev targets. Ranking ties break by docid as
 in ``run_recipe``. The best recipe is written to ``nag_core/recipe_library/recommended.yaml``
 (not in ``--smoke``) and evaluated **through ``run_recipe``** on the reported targets
-beside every single signal.
+beside every single signal of the warehouse: the five it fuses, and alone each other
+family's signals (``nag_good``, ``nag_bad``, ``gradient`` under the proxy LM,
+``quality_perplexity`` and the target-independent quality signals), each ranked in the
+direction its module documents (``DIRECTION``).
 
 Writes ``recipe_search.md``, ``recipe_search.png`` and ``recipe_search.json`` to ``--out``
 (default benchmarks/results; ``--smoke``: benchmarks/out/smoke, in well under a minute).
+``--report-only`` skips the dev scoring and the search: it reads the recommended recipe from
+``nag_core/recipe_library/recommended.yaml`` (``--smoke``: the smoke run's), evaluates it on
+the reported targets and rewrites only the "Reported targets" section of an existing
+``recipe_search.md`` and the ``reported`` keys of ``recipe_search.json`` (minutes, not the
+search's half hour).
 """
 
 from __future__ import annotations
@@ -52,6 +60,26 @@ WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 # markup/debris (few alphanumeric characters) or heavily repeated documents.
 FILTERS = (None, ("quality_alnum_share", 0.5, None), ("quality_repetition_ratio", None, 0.5))
 CURVE_AT = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+# Every other signal of the warehouse (nag_core.signal_families), reported alone beside the recipe.
+OTHER_SIGNALS = ("nag_good", "nag_bad", "gradient", "quality_perplexity", "quality_length", "quality_ngram_entropy",
+                 "quality_alnum_share", "quality_repetition_ratio")
+TARGET_FREE = ("quality_perplexity", "quality_length", "quality_ngram_entropy", "quality_alnum_share",
+               "quality_repetition_ratio")
+# Ranking direction of a signal alone: +1 highest first (the default: "higher means more target-like",
+# nag_core.signals), -1 lowest first, with where the code documents it.
+DIRECTION = {"nag_bad": -1, "quality_perplexity": -1, "quality_repetition_ratio": -1}
+WHY_DIRECTION = {
+    "nag_bad": "lowest first: it is the weight of neurons the target activates less than the pool, and "
+               "`nag_contrastive = nag_good - nag_bad` counts it against a document (`nag_core/graph.py`, "
+               "`selection_steps.influence_scores`)",
+    "quality_perplexity": "lowest first: low perplexity under the LM marks documents like its training text "
+                          "(`nag_core/signals/perplexity.py`)",
+    "quality_repetition_ratio": "lowest first: Gopher's repetition rule drops highly repeated documents "
+                                "(`nag_core/signals/quality.py`)",
+    "quality_length": "highest first: `quality.py` cites Gopher's bounds of 50 to 100,000 words",
+    "quality_ngram_entropy": "highest first: boilerplate and spam score low (`quality.py`)",
+    "quality_alnum_share": "highest first: markup and debris score low (`quality.py`)",
+}
 
 
 def grid(weights=WEIGHTS, filters=FILTERS) -> list[tuple]:
@@ -146,20 +174,95 @@ def plot_curve(curve: list[float], single_best: float, path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_reported(recipe, pool, texts, labels, targets, feats, models, tiebreak) -> dict[str, dict[str, float]]:
-    """Share at domain size on the reported targets: every single signal, and the recipe through run_recipe."""
+def evaluate_reported(recipe, pool, texts, labels, targets, feats, models, tiebreak, proxy,
+                      quality) -> dict[str, dict[str, float]]:
+    """Share at domain size on the reported targets: every single signal alone (in its ``DIRECTION``), a seeded
+    random ranking for reference, and the recipe through run_recipe (which may read any of the signals)."""
     table: dict[str, dict[str, float]] = {}
-    need_quality = bool(recipe.filters)
-    quality = quality_signals(texts) if need_quality else None
+    methods = tuple(C.SIGNAL_OF_METHOD) + C.EXTRA_METHODS + ("random",)
     for t in targets:
-        scores, _ = C.score_all(texts, feats, t, models, tuple(C.SIGNAL_OF_METHOD))
+        scores, _ = C.score_all(texts, feats, t, models, methods, proxy=proxy)
         relevant = labels == t.domain
-        for m, v in scores.items():
-            table.setdefault(C.SIGNAL_OF_METHOD[m], {})[t.name] = share_at_k(relevant, v, tiebreak)
-        fused = C.recipe_scores(recipe, pool, t.name, scores, quality)
+        named = {C.SIGNAL_OF_METHOD.get(m, m): v for m, v in scores.items()} | quality
+        gap = float(np.max(np.abs(named["nag_good"] - named["nag_bad"] - named["nag_contrastive"])))
+        if gap > 1e-9:  # the split must add up to the contrastive score, as in the pipeline
+            raise SystemExit(f"{t.name}: nag_good - nag_bad differs from nag_contrastive by {gap:g}")
+        for s, v in named.items():
+            table.setdefault(s, {})[t.name] = share_at_k(relevant, DIRECTION.get(s, 1) * v, tiebreak)
+        for s in TARGET_FREE:  # the other direction, reported in the text
+            table.setdefault(f"{s} (reversed)", {})[t.name] = share_at_k(relevant, -DIRECTION.get(s, 1) * quality[s],
+                                                                         tiebreak)
+        extra = quality | {s: named[s] for s in C.EXTRA_METHODS}
+        fused = C.recipe_scores(recipe, pool, t.name, scores, extra)
         table.setdefault("recipe", {})[t.name] = share_at_k(relevant, fused, tiebreak)
         print(f"  reported {t.name}: recipe {table['recipe'][t.name]:.3f}", flush=True)
     return table
+
+
+def reported_section(table: dict[str, dict[str, float]], names: list[str], proxy, quality) -> list[str]:
+    """The "Reported targets" section of the report (Markdown lines)."""
+    singles = SIGNALS + OTHER_SIGNALS
+    means = {m: float(np.mean([table[m][n] for n in names])) for m in table}
+    best_single = max(singles, key=lambda s: means[s])
+    best_of = {n: max(singles, key=lambda s: table[s][n]) for n in names}
+    losses = [n for n in names if table["recipe"][n] < table[best_of[n]][n] - 1e-12]
+    top = {n: max(table[m][n] for m in ("recipe",) + singles) for n in names}
+
+    def row(cols: list[str], n: str) -> str:
+        return f"| {n} | " + " | ".join(
+            f"**{table[m][n]:.3f}**" if m != "random" and table[m][n] >= top[n] - 1e-12 else f"{table[m][n]:.3f}"
+            for m in cols) + " |"
+
+    def tab(cols: list[str], heads: list[str]) -> list[str]:
+        return [f"| target | {' | '.join(heads)} |", "|---|" + "---:|" * len(cols), *[row(cols, n) for n in names],
+                "| **mean** | " + " | ".join(f"{means[m]:.3f}" for m in cols) + " |"]
+
+    arrow = {s: " ↓" if DIRECTION.get(s, 1) < 0 else " ↑" for s in OTHER_SIGNALS}
+    cols2 = ["recipe", *OTHER_SIGNALS, "random"]
+    rev = ", ".join(f"{s} {means[s + ' (reversed)']:.3f}" for s in TARGET_FREE)
+    lost_rows = [n for n in names if any(table[s][n] > table["recipe"][n] + 1e-12 for s in OTHER_SIGNALS)]
+    length = quality["quality_length"]
+    why = WHY_DIRECTION | {"quality_length": WHY_DIRECTION["quality_length"] + (
+        f" (in this pool {np.mean(length < 50):.1%} of the documents are under 50 words and the longest has "
+        f"{length.max():,.0f}{', so only the lower bound bites' if length.max() <= 100_000 else ''})")}
+    return [
+        "## Reported targets (evaluated once, never searched on)", "",
+        "Share of the matching domain at a document budget equal to the domain's size; the recipe's ranking is "
+        "`run_recipe`'s fused score on the same signal values. Bold: best per row over the recipe and every single "
+        "signal of both tables (the random reference excluded).", "",
+        "The signals the search fuses, alone:", "",
+        *tab(["recipe", *SIGNALS], ["recipe", *SIGNALS]), "",
+        "Every other signal family of the warehouse, alone (↑ ranked highest first, ↓ lowest first), beside the "
+        "recipe and a seeded random ranking:", "",
+        *tab(cols2, ["recipe", *(s + arrow[s] for s in OTHER_SIGNALS), "random"]), "",
+        "- `nag_good` / `nag_bad`: the contrastive NAG score split as `influence_scores` stores it, at the "
+        f"contrastive recipe's K = {C.nag.CONTRASTIVE_TOP_K} (checked: `nag_good - nag_bad` equals `nag_contrastive` "
+        "on every target to 1e-9).",
+        f"- `gradient`: LESS-style influence (`nag_core/signals/gradient.py`, dim {proxy.dim}) under the pipeline's "
+        f"proxy LM (`nag_core/signals/causal_lm.py`), trained as `proxy_lm` does with default settings on its "
+        f"docid-hash sample of this pool ({proxy.sample_documents} documents, {proxy.steps} steps, "
+        f"{proxy.train_seconds:.0f} s); pool gradient features took {proxy.grad_seconds:.0f} s, bits per byte "
+        f"{proxy.perplexity_seconds:.0f} s (cached in `benchmarks/out/cache/`).",
+        "- Directions: every signal ranks highest first (higher means more target-like, `nag_core/signals`) except "
+        "as marked; the marked and the target-independent ones, as their code documents them: "
+        + "; ".join(f"`{s}` {why[s]}" for s in why) + ".",
+        "- **The `quality_*` signals are target-independent** (`quality_perplexity` too: the proxy LM is trained on "
+        "the pool, not the target): each ranks the pool the same way for every target, so its share says how the "
+        "target's domain differs from the rest of the pool in that statistic, not how well it finds the target. They "
+        f"are reported anyway; ranked the other way round, their means are {rev}.", "",
+        f"Recipe mean {means['recipe']:.3f} vs the best single signal's mean ({best_single} "
+        f"{means[best_single]:.3f}): "
+        + ("**reaches it**" if means["recipe"] >= means[best_single] - 1e-12 else "**does not reach it**")
+        + ". The recipe " + ("matches or beats every single signal on every target." if not losses else
+                             "is below the best single signal on "
+                             + ("every reported target: " if len(losses) == len(names) else "") + ", ".join(
+                                 f"{n} (best {best_of[n]} {table[best_of[n]][n]:.3f} vs {table['recipe'][n]:.3f})"
+                                 for n in losses) + ".")
+        + (" None of the other families' signals beats it on any target." if not lost_rows else
+           " Among the other families' signals, " + "; ".join(
+               f"on {n} " + ", ".join(f"{s} ({table[s][n]:.3f})" for s in OTHER_SIGNALS
+                                      if table[s][n] > table["recipe"][n] + 1e-12) for n in lost_rows)
+           + " beat the recipe."), ""]
 
 
 def main() -> int:
@@ -167,21 +270,38 @@ def main() -> int:
                        "8 documents per domain, 8 profile examples, weights {0, 1}, no filter (seconds)")
     ap.add_argument("--targets", nargs="+", default=list(C.DEFAULT_TARGETS), help="reported targets (evaluated only)")
     ap.add_argument("--seed", type=int, default=0, help="order in which the grid is visited (the search curve)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="no dev scoring, no search: evaluate the recommended recipe (nag_core/recipe_library/"
+                         "recommended.yaml; --smoke: the smoke run's) on the reported targets and rewrite only the "
+                         "'Reported targets' section of the existing recipe_search.md and the 'reported' keys of "
+                         "recipe_search.json")
     a = ap.parse_args()
     started = time.perf_counter()
     out = C.results_dir(a.out, a.smoke)
     n_prof = 8 if a.smoke else a.profile_examples
+    rec_path = C.RECOMMENDED_RECIPE if not a.smoke else out / "recommended.yaml"
+    if a.report_only:
+        missing = [p for p in (rec_path, out / "recipe_search.md", out / "recipe_search.json") if not p.exists()]
+        if missing:
+            raise SystemExit(f"--report-only needs a finished search: {', '.join(map(str, missing))} missing; "
+                             "run without --report-only first")
 
     pool = C.load_pool(Path(a.pool), a.label_column, a.smoke)
     texts, labels = pool["doc"].to_list(), pool[a.label_column].to_numpy()
     docids = pool["docid"].cast(pl.String).to_numpy()
     tiebreak = np.argsort(np.argsort(docids, kind="stable"), kind="stable")  # position in docid order
-    dev = [C.load_target(s, n_prof) for s in a.dev_targets]
     models = C.Models()
     feats = C.pool_features(texts, models)
+    proxy = C.proxy_features(pool, steps=6 if a.smoke else None)
+    quality = quality_signals(texts) | {"quality_perplexity": proxy.perplexity}
+    reported = [C.load_target(s, n_prof) for s in a.targets]
+    names_r = [t.name for t in reported]
+    if a.report_only:
+        return report_only(a, out, rec_path, pool, texts, labels, reported, feats, models, tiebreak, proxy, quality,
+                           started)
+    dev = [C.load_target(s, n_prof) for s in a.dev_targets]
     t0 = time.perf_counter()
     dev_scores = {t.name: method_scores(texts, feats, t, models) for t in dev}
-    quality = quality_signals(texts)
     score_seconds = time.perf_counter() - t0
     ev = Evaluator(dev_scores, {t.name: labels == t.domain for t in dev}, quality, tiebreak)
 
@@ -203,7 +323,6 @@ def main() -> int:
     reach = next(i + 1 for i, v in enumerate(curve) if v >= best[2])
 
     rec_dict = recipe_dict(best[0])
-    rec_path = C.RECOMMENDED_RECIPE if not a.smoke else out / "recommended.yaml"
     cmd = "python benchmarks/bench_recipe_search.py" + (" --smoke" if a.smoke else "")
     import yaml
     rec_path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,16 +333,11 @@ def main() -> int:
                    encoding="utf-8")
     tmp.replace(rec_path)
     recipe = load_recipe(rec_path)  # parsed strictly, as the pipeline would
-    reported = [C.load_target(s, n_prof) for s in a.targets]
-    table = evaluate_reported(recipe, pool, texts, labels, reported, feats, models, tiebreak)
-    names_r = [t.name for t in reported]
+    table = evaluate_reported(recipe, pool, texts, labels, reported, feats, models, tiebreak, proxy, quality)
     means_r = {m: float(np.mean([table[m][n] for n in names_r])) for m in table}
-    best_single_r = max(SIGNALS, key=lambda s: means_r[s])
-    losses = [n for n in names_r if table["recipe"][n] < max(table[s][n] for s in SIGNALS) - 1e-12]
 
     dev_names = [t.name for t in dev]
     top = ranked[:15]
-    cols = ["recipe"] + list(SIGNALS)
     md = [f"# Recipe search on dev targets{' (smoke)' if a.smoke else ''}", "", C.machine_line(C.machine()), "",
           f"Pool `{Path(a.pool).name}`: {len(pool)} documents. Dev targets: {', '.join(dev_names)} (MMLU-redux subjects "
           "disjoint from every reported target, `bench_common.DEV_TARGETS`). Objective: share of the matching domain "
@@ -253,30 +367,44 @@ def main() -> int:
           f"The best on dev (ties: fewer signals, then lexical order): **{describe(best[0])}**, written to "
           f"`{rec_path.relative_to(C.ROOT) if rec_path.is_relative_to(C.ROOT) else rec_path}`:", "", "```yaml",
           rec_path.read_text(encoding="utf-8").rstrip(), "```", "",
-          "## Reported targets (evaluated once, never searched on)", "",
-          "Share of the matching domain at a document budget equal to the domain's size; the recipe's ranking is "
-          "`run_recipe`'s fused score on the same signal values. Best per row in bold.", "",
-          f"| target | {' | '.join(cols)} |", "|---|" + "---:|" * len(cols),
-          *[f"| {n} | " + " | ".join((f"**{table[m][n]:.3f}**" if table[m][n] >= max(table[x][n] for x in cols) - 1e-12
-                                      else f"{table[m][n]:.3f}") for m in cols) + " |" for n in names_r],
-          "| **mean** | " + " | ".join(f"{means_r[m]:.3f}" for m in cols) + " |", "",
-          f"Recipe mean {means_r['recipe']:.3f} vs the best single signal's mean ({best_single_r} "
-          f"{means_r[best_single_r]:.3f}): "
-          + ("**reaches it**" if means_r["recipe"] >= means_r[best_single_r] - 1e-12 else "**does not reach it**")
-          + ". The recipe " + ("matches or beats every single signal on every target." if not losses else
-                               "is below the best single signal on " + ", ".join(
-                                   f"{n} (best {max(SIGNALS, key=lambda s: table[s][n])} "
-                                   f"{max(table[s][n] for s in SIGNALS):.3f} vs {table['recipe'][n]:.3f})"
-                                   for n in losses) + "."), "",
+          *reported_section(table, names_r, proxy, quality),
           f"Benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     plot_curve(curve, singles[best_single][2], out / "recipe_search.png")
     dump = {"seed": a.seed, "grid_size": len(cands), "best": {"recipe": describe(best[0]), "dev": best[1],
                                                                 "dev_mean": best[2]},
             "curve": curve, "top": [{"recipe": describe(r[0]), "dev": r[1], "dev_mean": r[2]} for r in top],
-            "reported": table, "reported_mean": means_r}
+            "reported": table, "reported_mean": means_r, "directions": direction_notes()}
     tmp = out / ".recipe_search.json.tmp"
     tmp.write_text(json.dumps(dump, indent=1))
     tmp.replace(out / "recipe_search.json")
+    return C.write_report(out, "recipe_search.md", md)
+
+
+def direction_notes() -> dict[str, str]:
+    return {s: WHY_DIRECTION.get(s, "highest first") for s in SIGNALS + OTHER_SIGNALS}
+
+
+def report_only(a, out: Path, rec_path: Path, pool, texts, labels, reported, feats, models, tiebreak, proxy,
+                quality, started: float) -> int:
+    """Re-evaluate the committed recipe on the reported targets; keep the search's sections as they are."""
+    recipe = load_recipe(rec_path)
+    table = evaluate_reported(recipe, pool, texts, labels, reported, feats, models, tiebreak, proxy, quality)
+    names = [t.name for t in reported]
+    old = (out / "recipe_search.md").read_text(encoding="utf-8")
+    head = old.split("\n## Reported targets")[0].rstrip()
+    search_wall = next((x for x in old.splitlines() if x.startswith(("Benchmark wall time:", "The search run's"))), None)
+    cmd = "python benchmarks/bench_recipe_search.py --report-only" + (" --smoke" if a.smoke else "")
+    md = [head, "", *reported_section(table, names, proxy, quality),
+          f"This section was regenerated by `{cmd}` from `{rec_path.name}` without repeating the dev scoring or the "
+          f"search (the sections above are from the search run dated at the top). "
+          + C.machine_line(C.machine()), "",
+          *([search_wall.replace("Benchmark wall time:", "The search run's benchmark wall time:"), ""]
+            if search_wall else []),
+          f"Report-only wall time: {time.perf_counter() - started:.0f} s.", ""]
+    data = json.loads((out / "recipe_search.json").read_text())
+    data |= {"reported": table, "reported_mean": {m: float(np.mean([table[m][n] for n in names])) for m in table},
+             "directions": direction_notes(), "reported_by": cmd}
+    C.write_json(out / "recipe_search.json", data)
     return C.write_report(out, "recipe_search.md", md)
 
 

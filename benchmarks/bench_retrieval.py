@@ -33,7 +33,6 @@ import polars as pl  # noqa: E402
 
 import bench_common as C  # noqa: E402
 from nag_core.signals import nag  # noqa: E402
-from nag_core.selection import select_by_budget  # noqa: E402
 
 LABELS = {"random": "random (seed 0)", "dsir": "DSIR", "bm25": "BM25", "embedding": "embedding", "nag": "NAG",
           "nag_contrastive": "NAG contrastive"}
@@ -58,7 +57,7 @@ def evaluate(pool: pl.DataFrame, label_column: str, domain: str, scores: np.ndar
     dom_tokens = int(tokens[relevant].sum())
     frame = pl.DataFrame({"docid": pool["docid"], "score": scores, "token_num": pool["token_num"],
                           "rel": relevant})
-    kept = select_by_budget(frame, dom_tokens / int(tokens.sum()))
+    kept = C.budget_selection(frame, dom_tokens / int(tokens.sum()))
     sel_labels = labels[top]
     others = pl.Series(sel_labels[sel_labels != domain]).value_counts(sort=True).head(2)
     return {

@@ -2,14 +2,16 @@
 
     python benchmarks/run_all.py [--smoke] [--only retrieval speed ...] [--assemble-only]
 
-Runs ``bench_recipes.py``, ``bench_retrieval.py``, ``bench_speed.py``, ``bench_proxy.py``,
-``bench_dedup.py`` and ``bench_incremental.py``, one after another in subprocesses (never in parallel: they time
-themselves on the same cores). Each writes its Markdown to the results folder; this
+Runs every script of ``BENCHES`` (``bench_proxy.py`` twice: every baseline, then the recommended
+recipe beside the single signals, as ``proxy_recipe``), one after another in subprocesses (never in
+parallel: they time themselves on the same cores). Each writes its Markdown to the results folder; this
 script then writes ``BENCHMARKS.md`` at the repository root with the machine, the date,
 each benchmark's wall time and exit status, and every results file.
 
 ``--smoke`` runs each benchmark's tiny version and writes everything, BENCHMARKS.md
 included, under ``benchmarks/out/smoke/`` so the committed results stay untouched.
+``--assemble-only`` rewrites ``BENCHMARKS.md`` from the results files already there, running
+nothing (after running one benchmark by hand, e.g. ``bench_recipe_search.py --report-only``).
 """
 
 from __future__ import annotations
@@ -26,23 +28,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_common as C  # noqa: E402
 
-BENCHES = {  # name -> (script, results file)
-    "recipes": ("bench_recipes.py", "recipes.md"),
-    "recipe_search": ("bench_recipe_search.py", "recipe_search.md"),
-    "retrieval": ("bench_retrieval.py", "retrieval.md"),
-    "speed": ("bench_speed.py", "speed.md"),
-    "proxy": ("bench_proxy.py", "proxy.md"),
-    "dedup": ("bench_dedup.py", "dedup.md"),
-    "incremental": ("bench_incremental.py", "incremental.md"),
-    "scale": ("bench_scale.py", "scale.md"),
-    "distilled": ("bench_distilled.py", "distilled.md"),
+# The recommended recipe (nag_core/recipe_library/recommended.yaml) beside single signals, 3 paired seeds.
+PROXY_RECIPE_ARGS = ("--methods", "recipe", "nag_contrastive", "nag", "embedding", "bm25", "dsir", "--no-oracle",
+                     "--name", "proxy_recipe")
+BENCHES = {  # name -> (script, results file, extra arguments)
+    "recipes": ("bench_recipes.py", "recipes.md", ()),
+    "recipe_search": ("bench_recipe_search.py", "recipe_search.md", ()),
+    "retrieval": ("bench_retrieval.py", "retrieval.md", ()),
+    "speed": ("bench_speed.py", "speed.md", ()),
+    "proxy": ("bench_proxy.py", "proxy.md", ()),
+    "proxy_recipe": ("bench_proxy.py", "proxy_recipe.md", PROXY_RECIPE_ARGS),
+    "dedup": ("bench_dedup.py", "dedup.md", ()),
+    "incremental": ("bench_incremental.py", "incremental.md", ()),
+    "scale": ("bench_scale.py", "scale.md", ()),
+    "distilled": ("bench_distilled.py", "distilled.md", ()),
 }
 HERE = Path(__file__).resolve().parent
 
 
 def run(name: str, smoke: bool, out: Path) -> dict:
-    script = HERE / BENCHES[name][0]
-    cmd = [sys.executable, str(script), "--out", str(out)] + (["--smoke"] if smoke else [])
+    script, _, extra = BENCHES[name]
+    cmd = [sys.executable, str(HERE / script), *extra, "--out", str(out)] + (["--smoke"] if smoke else [])
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     logs = out if smoke else C.OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -81,13 +87,13 @@ def assemble(out: Path, runs: dict, smoke: bool) -> Path:
              f"polars {m['polars']}", "",
              "## Runs", "",
              "| benchmark | results file | status | wall time (s) |", "|---|---|---|---:|"]
-    for name, (_, file) in BENCHES.items():
+    for name, (_, file, _) in BENCHES.items():
         r = runs.get(name)
         status = r["status"] if r else ("not run this time" if (out / file).exists() else "no results")
         secs = f"{r['seconds']:.0f}" if r else "-"
         lines.append(f"| {name} | `{file}` | {status} | {secs} |")
     lines.append("")
-    for name, (_, file) in BENCHES.items():
+    for name, (_, file, _) in BENCHES.items():
         path = out / file
         if path.exists():
             lines += [_embed(path.read_text(encoding="utf-8"), str(rel)).rstrip(), ""]

@@ -95,8 +95,7 @@ def scores_valid(state: State, key: str) -> Check:
 
 def subset_respects_budget(state: State, name: str) -> Check:
     row = Warehouse(state.home.root).read("subsets", [name]).row(0, named=True)
-    single_doc = row["documents"] == 1
-    ok = row["selected_tokens"] <= row["budget_tokens"] or single_doc
+    ok = 0 < row["documents"] and row["selected_tokens"] <= row["budget_tokens"]  # a budget that fits nothing is refused
     return ok, f"{row['selected_tokens']} selected tokens vs budget {row['budget_tokens']}", \
         {"selected_tokens": row["selected_tokens"], "budget_tokens": row["budget_tokens"]}
 

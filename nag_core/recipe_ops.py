@@ -22,8 +22,7 @@ kept pool's, before any filter, so a filter shrinks what is eligible, not the bu
 
 * no ``balance``: one ranking by ``F(d) = mean_t F_t(d)`` (score desc, docid asc); walk it,
   skip a document whose source is at its quota, stop at the first document that would
-  overflow B (as the single-target rule does). If not even the first document fits it
-  is kept alone, so a subset is never empty.
+  overflow B (as the single-target rule does).
 * ``equal_budget``: each of M targets gets B / M and takes its own best remaining
   documents, targets taking turns, until its next document would overflow its share.
 * ``bids`` (BIDS, Zhang et al. 2025): with F normalised per target, repeatedly add the best
@@ -32,6 +31,9 @@ kept pool's, before any filter, so a filter shrinks what is eligible, not the bu
 
 A document is selected at most once, credited to the target that took it. A source
 quota ``max_source_share = q`` caps every value of ``source_column`` at floor(q * B) tokens.
+A budget that selects nothing (not even the first-ranked document fits) is an error naming
+the recipe file, the budget and document sizes, and the smallest ``budget_fraction`` that
+selects something: a subset is never empty, and never over its budget.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import polars as pl
 
 from nag_core.errors import NagInputError
 from nag_core.recipes import Filter, Recipe
+from nag_core.selection import nothing_selected
 from nag_core.signal_families import per_target
 
 COMBINED = "*"  # the target label of the mean-over-targets ranking (no balance step)
@@ -199,6 +202,9 @@ def run_recipe(recipe: Recipe, targets: list[str], pool: pl.DataFrame, signals: 
     else:
         order, credit, quota_skipped = _greedy(rankings, tokens, sources, budget, quota, balance.method)
     select_step = len(recipe.steps)
+    if not order and alive.any():
+        raise NagInputError(_nothing_selected(recipe, select_step, rankings, tokens, alive, pool_tokens, budget, quota,
+                                              bool(quota_skipped)))
     selected = np.asarray(order, dtype=np.int64)
     outcome[selected], step_of[selected] = "selected", select_step
     rest = alive & (outcome == "")
@@ -239,6 +245,17 @@ def run_recipe(recipe: Recipe, targets: list[str], pool: pl.DataFrame, signals: 
              "lowest_selected_score": {t: float(members.filter(pl.col("target") == t)["score"].min())
                                        for t in rankings if (credited[selected] == t).any()}}
     return RecipeResult(members, decisions, signal_values, stats)
+
+
+def _nothing_selected(recipe: Recipe, step: int, rankings: dict[str, np.ndarray], tokens: np.ndarray, alive: np.ndarray,
+                      pool_tokens: int, budget: int, quota: int | None, quota_skipped: bool) -> str:
+    shares = len(rankings) if recipe.balance is not None and recipe.balance.method == "equal_budget" else 1
+    first = min(int(tokens[r[0]]) for r in rankings.values() if r.size)
+    message = nothing_selected(f"{recipe.path}: step {step} (select).budget_fraction", recipe.select.budget_fraction,
+                               shares, "", pool_tokens, budget // shares, first, int(tokens[alive].min()))
+    if quota_skipped:
+        message += f" (max_source_share caps each source at {quota:,} tokens: raise it too, or drop it.)"
+    return message
 
 
 def rankings_index(scores: np.ndarray, alive: np.ndarray) -> np.ndarray:
@@ -290,9 +307,6 @@ def _greedy(rankings: dict[str, np.ndarray], tokens: np.ndarray, sources: np.nda
             pointer[t] += 1
             i = next_doc(t)
         if i is None or used + tokens[i] > limit:
-            if i is not None and not order and mode == "single":
-                order.append(i)  # not even the best document fits: keep it alone, never an empty subset
-                credit.append(t)
             done.add(t)
             continue
         taken.add(i)

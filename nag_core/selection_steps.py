@@ -171,11 +171,17 @@ def _lineage_inputs(state: State, model: str, targets: list[str]) -> dict:
                             "influence_scores": state.data_version("influence_scores", k)} for t, k in tkeys.items()}}
 
 
+def _budget_setting(state: State) -> str:
+    """Where the budget comes from, for the error when it selects nothing."""
+    return f"{state.home.settings_path}: budget_fraction"
+
+
 def selected_subset(state: State, key: str, run_id: str, log: Log = print) -> StepResult:
     fp = require_fingerprint(state, "selected_subset", key)
     p = split_key("selected_subset", key)
     scored = _scored_pool(state, p["target"], p["model"])
-    members = select_by_budget(scored, state.settings.budget_fraction).with_columns(pl.lit(p["target"]).alias("target"))
+    members = select_by_budget(scored, state.settings.budget_fraction, _budget_setting(state),
+                               label=f"target {p['target']!r}").with_columns(pl.lit(p["target"]).alias("target"))
     name = f"{p['target']}__{p['model']}"
     pool_tokens = int(scored["token_num"].sum() or 0)
     manifest = _write_subset(state, name, "single", p["model"], members, pool_tokens, [p["target"]],
@@ -193,7 +199,7 @@ def mixture_subset(state: State, model: str, run_id: str, log: Log = print) -> S
     fp = require_fingerprint(state, "mixture_subset", model)
     targets = sorted(state.targets)
     scored = {t: _scored_pool(state, t, model) for t in targets}
-    members = equal_budget_mixture(scored, state.settings.budget_fraction).drop("cum_tokens", "copies")
+    members = equal_budget_mixture(scored, state.settings.budget_fraction, _budget_setting(state)).drop("cum_tokens", "copies")
     pool_tokens = int(next(iter(scored.values()))["token_num"].sum() or 0)
     name = f"{MIXTURE}__{model}"
     manifest = _write_subset(state, name, "mixture", model, members, pool_tokens, targets,

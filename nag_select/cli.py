@@ -75,7 +75,8 @@ def cmd_run(args) -> int:
 
     only = check_stages([n.strip() for n in args.only.split(",") if n.strip()]) if args.only is not None else None
     with _instance_lock(), dg.DagsterInstance.get() as instance:
-        report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True), only=only)
+        report = run_stale(home, instance, device=args.device, log=lambda m: print(f"  {m}", flush=True), only=only,
+                           parallel=args.parallel, model_slots=args.model_slots)
     print(f"\n{len(report.materialized)} partitions materialised in {report.seconds:.1f}s "
           f"({'nothing was stale' if not report.materialized and not report.failures else 'only stale work ran'}).")
     if only is None or "selected_subset" in only or "mixture_subset" in only:
@@ -217,11 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = with_home(sub.add_parser("demo", help="write a demo data root and run the pipeline on it"))
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
-    demo.set_defaults(fn=cmd_demo)
+    demo.set_defaults(fn=cmd_demo, only=None, parallel=1, model_slots=None)  # cmd_run reads them
     run = with_home(sub.add_parser("run", help="materialise everything stale and print a summary"))
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override nag.yaml's device")
     run.add_argument("--only", metavar="STAGES", help="comma-separated stages to run, e.g. raw_pool,dedup_pool "
                                                       "(before import-features); others are left as they are")
+    run.add_argument("--parallel", type=int, default=1, metavar="N",
+                     help="up to N Dagster runs at once, each in a worker process with Dagster's multiprocess executor "
+                          "(default 1: one run at a time, in this process)")
+    run.add_argument("--model-slots", type=int, metavar="K",
+                     help="with --parallel: steps that load a model at once, the limit of the Dagster concurrency "
+                          "pool 'model' (default: the instance's limit, else 1)")
     run.set_defaults(fn=cmd_run)
     with_home(sub.add_parser("status", help="show which partitions are stale")).set_defaults(fn=cmd_status)
     export = with_home(sub.add_parser("export-features", help="write activation caches as reference NAG JSONL"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -19,12 +20,21 @@ _RUN_ID = re.compile(r"@[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 
 def small_home(root: Path, shards: int = 3, docs: int = 60) -> Path:
-    """Several shards (so a kill can land between and inside them) and two targets."""
+    """Several shards (so a kill can land between and inside them) and two targets.
+
+    Each document is a seeded random sequence of 40 words, so dedup keeps it, except that every
+    fourth document of every shard is the same text in all shards: cross-shard duplicates, which
+    only the first shard keeps (so shards must be deduplicated in order).
+    """
     words = ["math", "sum", "code", "loop", "law", "court", "food", "bake", "game", "team"]
+
+    def text(seed: str) -> str:
+        rng = random.Random(seed)
+        return " ".join(f"{rng.choice(words)}{rng.randrange(11)}" for _ in range(40))
+
     (root / "pool").mkdir(parents=True)
     for s in range(shards):
-        texts = [" ".join(words[(i * 7 + j * 3 + s) % len(words)] + f"{(i + j) % 11}" for j in range(40))
-                 for i in range(docs)]
+        texts = [text(f"shared-{i}" if i % 4 == 0 else f"s{s}-{i}") for i in range(docs)]
         pl.DataFrame({"docid": [f"s{s}-{i:03d}" for i in range(docs)], "text": texts}).write_parquet(root / "pool" / f"s{s}.parquet")
     # Two cheap text signals beside NAG: enough assets to kill in, without loading more models.
     (root / "nag.yaml").write_text("signals:\n  families: [dsir, bm25]\n")

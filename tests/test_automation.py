@@ -20,6 +20,7 @@ def requested(defs, result):
 def test_new_shard_and_target_flow_downstream_without_waiting_on_external_inputs(tmp_path):
     home = tiny_home(tmp_path / "home", ["Add 2 and 3 to get 5.", "The tenant shall pay rent monthly."],
                      {"math": "Add 4 and 4 to get 8."})
+    (home / "nag.yaml").write_text("budget_fraction: 1.0\n")  # 20% of two short documents would not fit one
     defs = build_definitions(home, "cpu")
     instance = dg.DagsterInstance.ephemeral()
     for name, keys in (("shards", ["s1"]), ("models", ["minilm-l6"]), ("targets", ["math"])):

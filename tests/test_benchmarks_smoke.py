@@ -19,7 +19,7 @@ def test_all_benchmarks_smoke(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = (out / "BENCHMARKS.md").read_text()
-    for name in ("recipes", "retrieval", "speed", "proxy", "dedup", "incremental", "distilled"):
+    for name in ("recipes", "retrieval", "speed", "proxy", "proxy_recipe", "dedup", "incremental", "distilled"):
         assert f"| {name} | `{name}.md` | ok |" in report, name
     retrieval = (out / "retrieval.md").read_text()
     assert "| NAG | NAG contrastive |" in retrieval
@@ -56,8 +56,23 @@ def test_recipe_search_smoke(tmp_path):
     assert curve[-1] == data["best"]["dev_mean"] == data["top"][0]["dev_mean"]
     recipe = load_recipe(tmp_path / "recommended.yaml")
     assert recipe.select.budget_fraction == 0.2 and recipe.targets is None
-    assert set(data["reported"]) == {"recipe", "nag_contrastive", "nag_frequency", "embedding", "dsir", "bm25"}
+    singles = {"nag_contrastive", "nag_frequency", "embedding", "dsir", "bm25", "nag_good", "nag_bad", "gradient",
+               "quality_perplexity", "quality_length", "quality_ngram_entropy", "quality_alnum_share",
+               "quality_repetition_ratio"}
+    assert singles | {"recipe", "random"} <= set(data["reported"])  # every signal family, alone, beside the recipe
     assert all(0.0 <= v <= 1.0 for row in data["reported"].values() for v in row.values())
     report = (tmp_path / "recipe_search.md").read_text()
     assert "| recipes tried | best dev mean so far |" in report and (tmp_path / "recipe_search.png").exists()
+    assert "| target | recipe | nag_good ↑ | nag_bad ↓ | gradient ↑ | quality_perplexity ↓ |" in report
     assert (committed.read_bytes() if committed.exists() else None) == before  # smoke never rewrites the library
+
+    # --report-only: the reported section again from the stored recipe, the search's sections untouched
+    search_part = report.split("## Reported targets")[0]
+    run = subprocess.run([sys.executable, "benchmarks/bench_recipe_search.py", "--smoke", "--report-only", "--out",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    again = (tmp_path / "recipe_search.md").read_text()
+    assert again.startswith(search_part) and again.count("## Reported targets") == 1 and "--report-only" in again
+    data2 = json.loads((tmp_path / "recipe_search.json").read_text())
+    assert data2["reported"] == data["reported"] and data2["curve"] == curve  # deterministic; search kept
+    assert (committed.read_bytes() if committed.exists() else None) == before

@@ -171,8 +171,13 @@ def test_empty_pool_and_a_budget_smaller_than_any_document():
     with pytest.raises(NagInputError, match="the pool is empty"):
         run_recipe(recipe(FUSE, SELECT), ["a"], pool(0), signals({}))
     sig = signals({("nag_contrastive", "a"): [1.0, 2.0]})
-    res = run_recipe(recipe(FUSE, {"select": {"budget_fraction": 0.01}}), ["a"], pool(2), sig)
-    assert res.members["docid"].to_list() == ["d1"]  # kept alone, as the single-target rule does
+    with pytest.raises(NagInputError) as err:  # a budget of 0 tokens selects nothing: an error, never an empty subset
+        run_recipe(recipe(FUSE, {"select": {"budget_fraction": 0.01}}), ["a"], pool(2), sig)
+    assert str(err.value).startswith(f"{PATH}: step 2 (select).budget_fraction 0.01 gives a budget of 0 tokens")
+    assert "best-ranked document alone has 10 tokens" in str(err.value) and "at least 0.5" in str(err.value)
+    both = recipe(FUSE, {"balance": "equal_budget"}, {"select": {"budget_fraction": 0.15}}, targets=("a", "b"))
+    with pytest.raises(NagInputError, match=r"0.15, shared by 2 targets, gives a budget of 1 tokens .* at least 1\b"):
+        run_recipe(both, ["a", "b"], pool(2), two_targets())
 
 
 def test_the_shipped_recommended_recipe_parses():

@@ -158,9 +158,38 @@ def test_bad_settings_name_the_file_and_setting(tmp_path, yaml_text, message):
     assert str(path) in str(err.value)
 
 
-def test_budget_too_small_for_any_document_keeps_the_best_one_alone():
-    from nag_core.selection import select_by_budget
+def test_a_budget_that_selects_nothing_names_the_setting_the_sizes_and_the_fix(tmp_path):
+    """Not even the best-ranked document fits: the subset steps fail naming nag.yaml and budget_fraction,
+    the budget and the documents' tokens, and the smallest fraction that works; that fraction then works."""
+    import dagster as dg
+    from conftest import tiny_home
 
-    scored = pl.DataFrame({"docid": ["a", "b", "c"], "score": [0.1, 0.9, 0.5], "token_num": [50, 60, 70]})
-    kept = select_by_budget(scored, 0.001)  # budget int(180 * 0.001) = 0 tokens
-    assert kept.select("docid", "rank").rows() == [("b", 1)]  # documented: a subset is never empty
+    from nag_select.runner import run_stale
+
+    home = tiny_home(tmp_path / "home", ["alpha beta gamma delta", "beta gamma", "epsilon zeta eta theta iota"],
+                     {"t1": "alpha beta"})
+    (home / "nag.yaml").write_text("budget_fraction: 0.1\n")  # 10% of 12 pool tokens: a budget of 1 token
+    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
+    assert sorted((asset, key) for asset, key, _ in report.failures) == [("mixture_subset", "minilm-l6"),
+                                                                         ("selected_subset", "minilm-l6|t1")]
+    for _, _, message in report.failures:
+        assert f"{home / 'nag.yaml'}: budget_fraction 0.1 gives a budget of 1 tokens for target 't1' (of 12 pool " \
+               "tokens), which selects nothing" in message
+        assert "has 2 tokens and the smallest 2. Raise budget_fraction to at least 0.167" in message
+    assert not list(home.glob("subsets/*"))  # no empty subset, no subset over its budget
+    (home / "nag.yaml").write_text("budget_fraction: 0.167\n")
+    report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
+    assert not report.failures and {a for a, _ in report.materialized} == {"selected_subset", "mixture_subset"}
+    assert sorted(p.name for p in (home / "subsets").iterdir()) == ["mixture__minilm-l6.parquet", "t1__minilm-l6.parquet"]
+
+
+def test_a_pool_with_no_document_to_score_names_pool_and_the_tables_to_check(tmp_path):
+    from nag_core.freshness import State
+    from nag_core.home import Home
+    from nag_core.signal_steps import require_pool
+
+    (tmp_path / "pool").mkdir()
+    with pytest.raises(NagInputError) as err:
+        require_pool(State(Home(tmp_path)), pl.DataFrame({"docid": []}))
+    assert str(err.value).startswith(f"{tmp_path / 'pool'}: no document to score")
+    assert "'quarantine' and 'dedup_removed' tables" in str(err.value) and "Add documents under pool/" in str(err.value)

@@ -4,6 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nag_core.errors import NagInputError
 from nag_core.graph import build_profile, contrastive_profile, neuron_counts, profile_frame, profile_from_frame, top_neurons
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
@@ -119,10 +120,12 @@ def test_budget_keeps_best_prefix_within_floor_of_fraction():
 
 
 def test_budget_stops_at_first_overflow_and_never_returns_empty():
-    kept = select_by_budget(frame([0.9, 0.8, 0.7], [50, 5, 5]), 0.1)  # budget 6 < first doc
-    assert kept["docid"].to_list() == ["d00"]
     kept = select_by_budget(frame([0.9, 0.8, 0.7], [5, 50, 5]), 0.2)  # budget 12: 5, then 55 > 12
     assert kept["docid"].to_list() == ["d00"]
+    with pytest.raises(NagInputError, match=r"budget of 6 tokens .* best-ranked document alone has 50 tokens "
+                                            r"and the smallest 5\. Raise budget_fraction to at least 0\.834"):
+        select_by_budget(frame([0.9, 0.8, 0.7], [50, 5, 5]), 0.1)  # budget 6 < first doc: selects nothing
+    assert select_by_budget(frame([0.9, 0.8, 0.7], [50, 5, 5]), 0.834)["docid"].to_list() == ["d00"]  # the fix works
 
 
 def test_budget_rejects_bad_fraction():
@@ -138,6 +141,8 @@ def test_mixture_gives_each_target_an_equal_share():
     assert mixed.filter(pl.col("target") == "b")["docid"].to_list() == ["d02"]
     shared = equal_budget_mixture({"a": a, "b": a}, 0.5)
     assert shared["copies"].to_list() == [2, 2]  # the paper keeps a document once per target
+    with pytest.raises(NagInputError, match=r"0.2, shared by 2 targets, gives a budget of 4 tokens for target 'a'"):
+        equal_budget_mixture({"a": a, "b": b}, 0.2)  # 4 tokens each < 10 tokens: nothing for either
 
 
 def test_threaded_scoring_is_bit_identical_to_one_thread():

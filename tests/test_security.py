@@ -147,6 +147,7 @@ def test_no_secret_from_the_environment_reaches_outputs_logs_or_metadata(tmp_pat
     for key, value in secrets.items():
         monkeypatch.setenv(key, value)
     home = tiny_home(tmp_path / "home", ["alpha beta", "gamma delta", "alpha gamma"], {"t1": "alpha"})
+    (home / "nag.yaml").write_text("budget_fraction: 1.0\n")  # 20% of 6 tokens would not fit one document
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     logs = []
