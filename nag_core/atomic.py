@@ -24,6 +24,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nag_core.storage import Location, is_local
+
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
 # A temporary file from another host is only removed once it is this old: its writer
@@ -32,8 +34,22 @@ FOREIGN_TEMP_AGE_S = 24 * 3600
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+def atomic_path(path: Location) -> Iterator[Path]:
+    """Yield a temporary local path; on success it becomes ``path`` in one step.
+
+    Locally the temporary file sits beside ``path`` and is renamed over it. On an object
+    store (``nag_core.storage``) it sits in the system's temporary folder and is uploaded
+    in one ``put``, which is atomic there: the object appears whole or not at all.
+    """
+    if not is_local(path):
+        fd, tmp = tempfile.mkstemp(prefix="nag-upload-", suffix=path.suffix)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            path.fs.put_file(tmp, path.path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
@@ -62,7 +78,7 @@ def stale_temp_files(folders: list[Path]) -> list[Path]:
     out = []
     now = time.time()
     for folder in folders:
-        if not folder.is_dir():
+        if not is_local(folder) or not folder.is_dir():  # uploads leave nothing behind on a store
             continue
         for dirpath, _, names in os.walk(folder):
             for name in names:
@@ -89,13 +105,13 @@ def sweep_temp_files(folders: list[Path]) -> list[Path]:
     return removed
 
 
-def write_parquet(table: pa.Table, path: Path) -> Path:
+def write_parquet(table: pa.Table, path: Location) -> Location:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    return Path(path)
+    return path
 
 
-def write_text(text: str, path: Path) -> Path:
+def write_text(text: str, path: Location) -> Location:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+    return path

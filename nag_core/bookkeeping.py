@@ -29,8 +29,10 @@ from pathlib import Path
 
 import polars as pl
 
+from nag_core import storage
 from nag_core.atomic import write_text
 from nag_core.hashing import file_digest, files_digest
+from nag_core.storage import Location
 from nag_core.targets import SPEC_FILE, target_files
 
 RACY_SECONDS = 1.0
@@ -49,7 +51,11 @@ def _stamp(st: os.stat_result) -> Stamp:
 
 def _settled(st: os.stat_result) -> bool:
     """Written long enough ago that a later write must change the mtime (ctime-only changes keep content)."""
-    return time.time_ns() - st.st_mtime_ns > RACY_SECONDS * 1e9
+    return _settled_ns(st.st_mtime_ns)
+
+
+def _settled_ns(mtime_ns: int) -> bool:
+    return time.time_ns() - mtime_ns > RACY_SECONDS * 1e9
 
 
 class FingerprintStore:
@@ -116,28 +122,22 @@ def _read_store(path: Path) -> dict[str, tuple[Stamp, str]]:
         return {}
 
 
-def read_ledger(table_dir: Path) -> dict[tuple[str, str], dict]:
+def read_ledger(table_dir: Location) -> dict[tuple[str, str], dict]:
     """The ``materializations`` rows by (asset, partition), re-reading only files that changed."""
-    if not table_dir.is_dir():
-        return {}
-    current: dict[str, os.stat_result] = {}
-    with os.scandir(table_dir) as it:
-        for entry in it:
-            if entry.name.endswith(".parquet") and not entry.name.startswith("."):
-                current[entry.path] = entry.stat()
-    changed = [p for p, st in current.items() if (hit := _ledger_rows.get(p)) is None or hit[0] != _stamp(st)]
+    current = storage.listing(table_dir)
+    changed = [p for p, st in current.items() if (hit := _ledger_rows.get(p)) is None or hit[0] != st]
     fresh: dict[str, dict] = {}
     if changed:
         try:
-            frame = pl.scan_parquet(changed, include_file_paths="_file").collect()
+            frame = storage.read_files(changed, table_dir)
         except FileNotFoundError:  # a file went away between listing and reading: list again
             return read_ledger(table_dir)
         for row in frame.iter_rows(named=True):
             path = row.pop("_file")
             fresh[path] = row
             with _lock:  # a file written moments ago is re-read next time (see RACY_SECONDS)
-                if _settled(current[path]):
-                    _ledger_rows[path] = (_stamp(current[path]), row)
+                if _settled_ns(current[path][1]):
+                    _ledger_rows[path] = (current[path], row)
                 else:
                     _ledger_rows.pop(path, None)
     out = {}
@@ -148,26 +148,25 @@ def read_ledger(table_dir: Path) -> dict[tuple[str, str], dict]:
     return out
 
 
-def read_ledger_row(path: Path) -> dict | None:
+def read_ledger_row(path: Location) -> dict | None:
     """One partition's ledger row from its own file, cached like :func:`read_ledger`'s.
 
     A run of one partition needs the rows of its few inputs, not the whole ledger, whose
     listing alone grows with the number of partitions.
     """
     key = str(path)
-    try:
-        st = os.stat(key)
-    except FileNotFoundError:
+    st = storage.stamp(path)
+    if st is None:
         return None
     hit = _ledger_rows.get(key)
-    if hit is not None and hit[0] == _stamp(st):
+    if hit is not None and hit[0] == st:
         return hit[1]
     try:
-        frame = pl.read_parquet(key)
+        frame = storage.read_parquet(path)
     except FileNotFoundError:
         return None
     row = frame.row(0, named=True) if frame.height else None
-    if _settled(st):
+    if _settled_ns(st[1]):
         with _lock:
-            _ledger_rows[key] = (_stamp(st), row)
+            _ledger_rows[key] = (st, row)
     return row

@@ -39,6 +39,7 @@ import polars as pl
 from nag_core import segments
 from nag_core.minhash import MinHashSettings
 from nag_core.near_dedup import band_rows, signature_schema
+from nag_core.storage import Location, read_parquet
 from nag_core.warehouse import Warehouse, scratch_duckdb
 
 
@@ -53,7 +54,7 @@ def _others(wh: Warehouse, table: str, shard: str) -> list[str]:
     return [p for p in wh.partitions(table) if p != shard]
 
 
-def _groups(files: tuple[Path, ...]) -> list[list[str]]:
+def _groups(files: tuple[Location, ...]) -> list[list[str]]:
     groups: list[list[str]] = []
     size = 0
     for f in files:
@@ -79,7 +80,7 @@ def _scan(sql: str, src: segments.Sources, params: dict, frames: dict[str, pl.Da
     ``{rows}`` in ``sql`` is replaced by a fixed subquery (never by a value): the segments'
     current rows, or the files' rows. Values are bound as parameters.
     """
-    with scratch_duckdb() as con:
+    with scratch_duckdb(*src.files, *(seg.file for seg in src.segments)) as con:
         for name, frame in frames.items():
             con.register(name, frame)
         out = []
@@ -179,7 +180,7 @@ def _band_sources(wh: Warehouse, shard: str, settings: MinHashSettings, tmp: Pat
             stored.append(name)
             continue
         sig_file = wh.table_dir("dedup_signatures") / f"{name}.parquet"
-        sigs = pl.read_parquet(sig_file).filter(pl.col("settings_hash") == settings.settings_hash)
+        sigs = read_parquet(sig_file).filter(pl.col("settings_hash") == settings.settings_hash)
         if sigs.height:
             band_rows(sigs, settings).write_parquet(tmp / sig_file.name)
             derived.append(tmp / sig_file.name)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nag_core.atomic import atomic_path, write_parquet
 from nag_core.errors import NagInputError
 from nag_core.extraction import Features
+from nag_core.storage import Location, read_arrow, read_schema
 
 META_KEY = b"nag"
 
@@ -41,25 +41,25 @@ def to_table(docids: Sequence[str], features: dict[str, Features], meta: dict) -
     return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
 
 
-def write_cache(path: Path, docids: Sequence[str], features: dict[str, Features], meta: dict) -> Path:
+def write_cache(path: Location, docids: Sequence[str], features: dict[str, Features], meta: dict) -> Location:
     return write_parquet(to_table(docids, features, meta), path)
 
 
-def read_meta(path: Path) -> dict:
-    schema = pq.read_schema(path)
+def read_meta(path: Location) -> dict:
+    schema = read_schema(path)
     raw = (schema.metadata or {}).get(META_KEY)
     if raw is None:
         raise NagInputError(f"{path}: not an activation cache written by this project (no '{META_KEY.decode()}' metadata)")
     return json.loads(raw)
 
 
-def read_cache(path: Path, neuron_type: str, with_values: bool = False) -> tuple[list[str], np.ndarray, np.ndarray | None, dict]:
+def read_cache(path: Location, neuron_type: str, with_values: bool = False) -> tuple[list[str], np.ndarray, np.ndarray | None, dict]:
     """docids, indices (n, L, K) uint16, values (n, L, K) float32 or None, metadata."""
     meta = read_meta(path)
     if neuron_type not in meta["neuron_types"]:
         raise NagInputError(f"{path}: cache holds {meta['neuron_types']}, not {neuron_type!r}; re-run extraction with it in neuron_types")
     cols = ["docid", f"{neuron_type}_idx"] + ([f"{neuron_type}_val"] if with_values else [])
-    table = pq.read_table(path, columns=cols)
+    table = read_arrow(path, columns=cols)
     L, K = meta["num_layers"], meta["top_k"]
     n = table.num_rows
 
@@ -73,7 +73,7 @@ def read_cache(path: Path, neuron_type: str, with_values: bool = False) -> tuple
     return table.column("docid").to_pylist(), idx, vals, meta
 
 
-def export_jsonl(paths: Sequence[Path], out: Path, neuron_type: str = "fwd_up") -> int:
+def export_jsonl(paths: Sequence[Location], out: Path, neuron_type: str = "fwd_up") -> int:
     """Write caches in the reference JSONL format; returns the number of records."""
     count = 0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:

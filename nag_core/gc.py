@@ -22,6 +22,7 @@ from nag_core.freshness import DIMENSIONS
 from nag_core.home import MIXTURE, Home
 from nag_core.recipe_steps import recipe_subset_name
 from nag_core.settings import DEFAULT_MODEL_NAME
+from nag_core.storage import Location, is_local
 from nag_core.signal_families import FAMILIES
 from nag_core.warehouse import Warehouse, partition_id
 
@@ -33,11 +34,11 @@ CACHE_KINDS = ("activations", "target_activations", "embeddings", "distilled")  
 
 @dataclass
 class Garbage:
-    files: list[Path] = field(default_factory=list)
+    files: list[Location] = field(default_factory=list)
     temp_files: list[Path] = field(default_factory=list)
 
     @property
-    def all(self) -> list[Path]:
+    def all(self) -> list[Location]:
         return sorted(self.files + self.temp_files)
 
 
@@ -56,11 +57,11 @@ def _keys(dims: tuple[str, ...], values: dict[str, list[str]]) -> list[list[str]
     return keys
 
 
-def live_files(home: Home) -> dict[Path, set[str]]:
+def live_files(home: Home) -> dict[Location, set[str]]:
     """Folder -> the file names that belong to current inputs, for every folder gc manages."""
     cur = _current(home)
     wh = Warehouse(home.root)
-    live: dict[Path, set[str]] = {}
+    live: dict[Location, set[str]] = {}
     for table in SHARD_TABLES:
         live[wh.table_dir(table)] = {f"{s}.parquet" for s in cur["shard"]}
     live[wh.table_dir("target_examples")] = {f"{t}.parquet" for t in cur["target"]}
@@ -81,10 +82,10 @@ def live_files(home: Home) -> dict[Path, set[str]]:
         f"{partition_id(asset, *(key or ['']))}.parquet" for asset, dims in DIMENSIONS.items() for key in _keys(dims, cur)}
     for model in _model_dirs(home):
         for kind in ("activations", "embeddings"):
-            live[home.root / "cache" / kind / model] = {f"{s}.parquet" for s in cur["shard"]} if model in cur["model"] else set()
-        live[home.root / "cache" / "target_activations" / model] = (
+            live[home.outputs / "cache" / kind / model] = {f"{s}.parquet" for s in cur["shard"]} if model in cur["model"] else set()
+        live[home.outputs / "cache" / "target_activations" / model] = (
             {f"{t}.parquet" for t in cur["target"]} if model in cur["model"] else set())
-        live[home.root / "cache" / "distilled" / model] = (  # distilled scorers, one per (model, target)
+        live[home.outputs / "cache" / "distilled" / model] = (  # distilled scorers, one per (model, target)
             {f"{t}.npz" for t in cur["target"]} if model in cur["model"] else set())
     return live
 
@@ -92,7 +93,7 @@ def live_files(home: Home) -> dict[Path, set[str]]:
 def _model_dirs(home: Home) -> set[str]:
     out = set()
     for kind in CACHE_KINDS:
-        d = home.root / "cache" / kind
+        d = home.outputs / "cache" / kind
         if d.is_dir():
             out |= {p.name for p in d.iterdir() if p.is_dir()}
     return out
@@ -110,7 +111,7 @@ def find_garbage(home: Home, allow_empty_pool: bool = False) -> Garbage:
                               if p.is_file() and not p.name.startswith(".") and p.suffix in (".parquet", ".json", ".npz")
                               and p.name not in names]
     garbage.files.sort()
-    garbage.temp_files = stale_temp_files([home.root / d for d in OUTPUT_DIRS])
+    garbage.temp_files = stale_temp_files([home.outputs / d for d in OUTPUT_DIRS])
     return garbage
 
 
@@ -125,9 +126,9 @@ def collect(home: Home, dry_run: bool = False, allow_empty_pool: bool = False) -
     for table in segments.LOOKUP_COLUMNS:  # segments hold copies of removed rows: rebuilt without them on next use
         if any(path.parent == wh.table_dir(table) for path in garbage.files):
             segments.clear(wh, table)
-    for kind in CACHE_KINDS:
-        d = home.root / "cache" / kind
-        for sub in (d.iterdir() if d.is_dir() else []):
+    for kind in CACHE_KINDS:  # an object store has no empty folders to remove
+        d = home.outputs / "cache" / kind
+        for sub in (d.iterdir() if is_local(d) and d.is_dir() else []):
             if sub.is_dir() and not any(sub.iterdir()):
                 sub.rmdir()
     wh.refresh_views()

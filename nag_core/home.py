@@ -1,9 +1,10 @@
 """The layout of a data root (``NAG_HOME``): where inputs are found and outputs go.
 
 Inputs (user-owned): ``pool/``, ``targets/``, ``models/``, ``nag.yaml``.
-Outputs (project-owned): ``tables/`` (Parquet behind the DuckDB views),
-``warehouse.duckdb`` (with ``warehouse.views``, the hash of its view definitions), ``cache/``,
-``subsets/`` and ``manifests/``.
+Outputs (project-owned): ``tables/`` (Parquet behind the DuckDB views), ``cache/``,
+``subsets/`` and ``manifests/``, under the data root or under ``storage.url``
+(``nag_core.storage``); ``warehouse.duckdb`` (with ``warehouse.views``, the hash of its
+view definitions) and ``cache/fingerprints.json`` always stay in the data root.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from nag_core.errors import NagInputError
 from nag_core.settings import Settings, load_settings
+from nag_core.storage import Location, location, stamp
 
 POOL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
 TARGET_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json")
@@ -48,6 +50,19 @@ def strip_suffix(path: Path, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
+_OUTPUT_ROOTS: dict[tuple, Location] = {}
+
+
+def output_root(root: Path) -> Location:
+    """Where a data root's outputs live; re-read only when ``nag.yaml`` changes."""
+    settings_path = Path(root) / "nag.yaml"
+    key = (str(root), stamp(settings_path))
+    if key not in _OUTPUT_ROOTS:
+        storage = load_settings(settings_path).storage
+        _OUTPUT_ROOTS[key] = Path(root) if storage is None else location(storage.url, storage.options)
+    return _OUTPUT_ROOTS[key]
+
+
 @dataclass(frozen=True)
 class Home:
     root: Path
@@ -73,32 +88,36 @@ class Home:
         return self.root / "warehouse.duckdb"
 
     @property
-    def tables_dir(self) -> Path:
-        return self.root / "tables"
+    def outputs(self) -> Location:
+        return output_root(self.root)
 
     @property
-    def subsets_dir(self) -> Path:
-        return self.root / "subsets"
+    def tables_dir(self) -> Location:
+        return self.outputs / "tables"
 
     @property
-    def manifests_dir(self) -> Path:
-        return self.root / "manifests"
+    def subsets_dir(self) -> Location:
+        return self.outputs / "subsets"
+
+    @property
+    def manifests_dir(self) -> Location:
+        return self.outputs / "manifests"
 
     def settings(self) -> Settings:
         return load_settings(self.settings_path)
 
     # Names also arrive from the command line and from Dagster run tags, so every path
     # built from one is checked: '../x' or 'a/b' never leaves the data root.
-    def activation_cache_path(self, model: str, shard: str) -> Path:
-        return self.root / "cache" / "activations" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
+    def activation_cache_path(self, model: str, shard: str) -> Location:
+        return self.outputs / "cache" / "activations" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
 
-    def target_cache_path(self, model: str, target: str) -> Path:
-        return self.root / "cache" / "target_activations" / _plain(model, "model") / f"{_plain(target, 'target')}.parquet"
+    def target_cache_path(self, model: str, target: str) -> Location:
+        return self.outputs / "cache" / "target_activations" / _plain(model, "model") / f"{_plain(target, 'target')}.parquet"
 
-    def subset_path(self, name: str) -> Path:
+    def subset_path(self, name: str) -> Location:
         return self.subsets_dir / f"{name}.parquet"
 
-    def manifest_path(self, name: str) -> Path:
+    def manifest_path(self, name: str) -> Location:
         return self.manifests_dir / f"{name}.json"
 
     def shard_files(self) -> dict[str, Path]:
@@ -156,13 +175,13 @@ class Home:
         return {check_name(p.name[: -len(".yaml")], "recipe", p): p
                 for p in sorted(self.recipes_dir.glob("*.yaml")) if not p.name.startswith(".")}
 
-    def embedding_cache_path(self, model: str, shard: str) -> Path:
-        return self.root / "cache" / "embeddings" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
+    def embedding_cache_path(self, model: str, shard: str) -> Location:
+        return self.outputs / "cache" / "embeddings" / _plain(model, "model") / f"{_plain(shard, 'shard')}.parquet"
 
     @property
     def proxy_lm_dir(self) -> Path:
         return self.root / "cache" / "proxy_lm"
 
-    def distilled_scorer_path(self, model: str, target: str) -> Path:
+    def distilled_scorer_path(self, model: str, target: str) -> Location:
         """The fitted distilled scorer of one (model, target): an .npz of plain arrays (``DistilledScorer``)."""
-        return self.root / "cache" / "distilled" / _plain(model, "model") / f"{_plain(target, 'target')}.npz"
+        return self.outputs / "cache" / "distilled" / _plain(model, "model") / f"{_plain(target, 'target')}.npz"

@@ -17,6 +17,7 @@ import polars as pl
 from nag_core.features import read_cache
 from nag_core.graph import neuron_counts
 from nag_core.home import Home
+from nag_core.storage import register
 from nag_core.warehouse import Warehouse, partition_id
 
 
@@ -45,7 +46,7 @@ def pool_counts(home: Home, model: str, shards: list[str], neuron_type: str, sha
     total = np.zeros(shape, np.int64)
     if not files:
         return total
-    con = duckdb.connect()
+    con = register(duckdb.connect(), wh.outputs)
     try:
         rows = con.sql("SELECT layer, neuron, sum(count)::BIGINT AS n FROM read_parquet($files) "
                        "WHERE neuron_type = $nt GROUP BY ALL", params={"files": files, "nt": neuron_type}).pl()

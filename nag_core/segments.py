@@ -28,13 +28,13 @@ finds it gone.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
+from nag_core import storage
 from nag_core.atomic import atomic_path, write_text
+from nag_core.storage import Location
 from nag_core.warehouse import Warehouse, scratch_duckdb
 
 # The columns a lookup needs from each table; the rest (texts, signatures) stay in the partition files.
@@ -50,7 +50,7 @@ ORPHAN_AGE_S = 3600
 
 @dataclass(frozen=True)
 class Segment:
-    file: Path
+    file: Location
     partitions: tuple[str, ...]  # those whose rows in the file are still current
 
 
@@ -59,49 +59,36 @@ class Sources:
     """Where the current rows of some partitions are: segment rows of ``segments``, and whole ``files``."""
 
     segments: tuple[Segment, ...]
-    files: tuple[Path, ...]
+    files: tuple[Location, ...]
 
     @property
     def empty(self) -> bool:
         return not self.segments and not self.files
 
 
-def segment_dir(wh: Warehouse, table: str) -> Path:
+def segment_dir(wh: Warehouse, table: str) -> Location:
     return wh.table_dir(table) / "_segments"
 
 
-def listing(folder: Path) -> dict[str, list[int]]:
+def listing(folder: Location) -> dict[str, list[int]]:
     """Partition -> identity (size, mtime, inode) of every partition file, in one directory scan."""
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return {}
-    out = {}
-    for e in entries:
-        if e.name.endswith(".parquet") and not e.name.startswith("."):
-            try:
-                st = e.stat()
-            except FileNotFoundError:
-                continue
-            out[e.name[: -len(".parquet")]] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    return out
+    return {path.rsplit("/", 1)[-1][: -len(".parquet")]: [size, mtime, ino]
+            for path, (size, mtime, _, ino) in storage.listing(folder).items()}
 
 
-_manifest_cache: dict[Path, tuple[list[int], dict]] = {}
+_manifest_cache: dict[str, tuple[list[int], dict]] = {}
 
 
 def _manifest(wh: Warehouse, table: str) -> tuple[list[dict], list[dict]]:
     """The live segments, and the retired ones waiting to be deleted (parsed once per manifest version)."""
     path = segment_dir(wh, table) / "manifest.json"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    ident = storage.stamp(path)
+    if ident is None:
         return [], []
-    ident = [st.st_size, st.st_mtime_ns, st.st_ino]
-    cached = _manifest_cache.get(path)
+    cached = _manifest_cache.get(str(path))
     if cached is None or cached[0] != ident:
         cached = (ident, json.loads(path.read_text(encoding="utf-8")))
-        _manifest_cache[path] = cached
+        _manifest_cache[str(path)] = cached
     return list(cached[1]["segments"]), list(cached[1].get("retired", []))
 
 
@@ -173,9 +160,9 @@ def _write_segment(wh: Warehouse, table: str, files: dict[str, list[int]], merge
         params["loose"] = [str(table_dir / f"{p}.parquet") for p in loose]
     name = f"L{level}-{uuid.uuid4().hex[:16]}.parquet"
     target = segment_dir(wh, table) / name
-    with scratch_duckdb() as con, atomic_path(target) as tmp:
+    with scratch_duckdb(wh.outputs) as con, atomic_path(target) as tmp:
         query = " UNION ALL ".join(parts) if parts else f"SELECT {cols}, '' AS _partition WHERE false"
-        out = str(tmp).replace("'", "''")  # our own path under NAG_HOME; COPY takes no parameter for it
+        out = str(tmp).replace("'", "''")  # our own temporary file; COPY takes no parameter for it
         con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)", params)
     return {"file": name, "level": level, "partitions": covers}
 
@@ -188,12 +175,10 @@ def _remove_retired(wh: Warehouse, table: str, manifest: list[dict], retired: li
     for path in segment_dir(wh, table).glob("L*.parquet"):
         if path.name in named:
             continue
-        try:
-            since = waiting.get(path.name, path.stat().st_mtime)
-            if now - since > ORPHAN_AGE_S:
-                path.unlink()
-                waiting.pop(path.name, None)
-        except FileNotFoundError:
+        written = storage.stamp(path)
+        since = waiting.get(path.name, written[1] / 1e9 if written else now)
+        if written is None or now - since > ORPHAN_AGE_S:
+            path.unlink(missing_ok=True)
             waiting.pop(path.name, None)
     return [{"file": f, "at": at} for f, at in sorted(waiting.items())]
 
@@ -204,4 +189,4 @@ def clear(wh: Warehouse, table: str) -> None:
     if d.is_dir():
         for path in d.iterdir():
             if path.is_file():
-                os.unlink(path)
+                path.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from nag_core.errors import NagInputError
 from nag_core.hashing import digest
 from nag_core.minhash import MinHashSettings
 from nag_core.signal_families import DEFAULT_ENABLED, OPTIONAL
+from nag_core.storage import StorageSettings
 
 PROFILES = ("frequency", "contrastive")
 NEURON_TYPES = ("fwd_up", "fwd_down", "att_q", "att_k", "att_v", "att_o")
@@ -147,6 +148,7 @@ class Settings:
     token_count_model: str = DEFAULT_MODEL_NAME  # counts tokens when a shard has no token_num
     dedup: DedupSettings = field(default_factory=DedupSettings)
     signals: SignalSettings = field(default_factory=SignalSettings)
+    storage: StorageSettings | None = None  # outputs on an fsspec filesystem (nag_core.storage); None: in the data root
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> NagInputError:
@@ -239,6 +241,8 @@ def load_settings(path: Path) -> Settings:
             kwargs["dedup"] = _dedup_settings(kwargs["dedup"] or {})
         if "signals" in kwargs:
             kwargs["signals"] = _signal_settings(kwargs["signals"] or {})
+        if kwargs.get("storage") is not None:
+            kwargs["storage"] = StorageSettings(**_section(kwargs["storage"], StorageSettings, "storage"))
         return Settings(**kwargs)
     except NagInputError as exc:
         raise NagInputError(f"{path}: {exc}") from None

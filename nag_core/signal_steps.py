@@ -14,12 +14,10 @@ version, so adding a target costs only the target's own examples.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nag_core.atomic import atomic_path, write_parquet
 from nag_core.errors import NagInputError
@@ -28,6 +26,7 @@ from nag_core.hashing import digest, file_digest, text_digest
 from nag_core.models import ModelPool
 from nag_core.signals import bm25, dsir, embedding
 from nag_core.signals.ngrams import Hasher
+from nag_core.storage import Location, read_arrow
 from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse, partition_id
 
@@ -151,8 +150,8 @@ def embedding_cache(state: State, models: ModelPool, key: str, run_id: str, log:
     return StepResult(dv, {"documents": docs.height, "dim": dim, "cache_path": str(path), "cache_bytes": path.stat().st_size})
 
 
-def read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
-    table = pq.read_table(path)
+def read_embeddings(path: Location) -> tuple[list[str], np.ndarray]:
+    table = read_arrow(path)
     meta = json.loads((table.schema.metadata or {})[EMBEDDING_META])
     n = table.num_rows
     flat = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False) if n else np.zeros(0, np.float32)
@@ -248,12 +247,12 @@ def _pool_gradients(state: State, model, shard: str, docs: pl.DataFrame) -> np.n
 
     dim = state.settings.signals.gradient_dim
     version = state.data_version("proxy_lm", "")
-    path = state.home.root / "cache" / "gradients" / f"{version}-{dim}" / f"{shard}.npz"
+    path = state.home.outputs / "cache" / "gradients" / f"{version}-{dim}" / f"{shard}.npz"
     ids = docs["docid"].to_list()
     if path.exists():
-        stored = np.load(path, allow_pickle=False)
-        if stored["docids"].tolist() == ids:
-            return stored["features"]
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as stored:
+            if stored["docids"].tolist() == ids:
+                return stored["features"]
     features = gradient_features(model, docs["text"].to_list(), dim=dim, seed=state.settings.signals.proxy_lm.seed)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from nag_core.atomic import atomic_path, write_text
 from nag_core.home import Home
+from nag_core.storage import Location, register
 from nag_core.warehouse import TABLES, Warehouse, partition_id
 
 _BATCH_ROWS = 8192
@@ -46,7 +46,7 @@ def lookup_documents(home: Home, docids: Sequence[str], columns: Sequence[str] |
     files = document_files(home, shards)
     if not files or not docids:
         return pl.DataFrame(schema={"docid": pl.String, **{c: pl.String for c in (columns or ()) if c != "docid"}})
-    con = duckdb.connect()
+    con = register(duckdb.connect(), home.outputs)
     try:
         con.register("wanted", pl.DataFrame({"docid": list(docids)}, schema={"docid": pl.String}))
         select = "*" if columns is None else ", ".join(f'"{c}"' for c in dict.fromkeys(["docid", *columns]))
@@ -56,10 +56,10 @@ def lookup_documents(home: Home, docids: Sequence[str], columns: Sequence[str] |
         con.close()
 
 
-def write_subset_parquet(home: Home, members: pl.DataFrame, path: Path, manifest_json: str, order_by: str) -> Path:
+def write_subset_parquet(home: Home, members: pl.DataFrame, path: Location, manifest_json: str, order_by: str) -> Location:
     """members + text and payload, in ``order_by`` order, streamed from a DuckDB join into one Parquet file."""
     files = document_files(home, sorted(set(members["shard"].drop_nulls().to_list())) if "shard" in members.columns else None)
-    con = duckdb.connect()
+    con = register(duckdb.connect(), home.outputs)
     try:
         con.register("members", members)
         if files:
@@ -77,7 +77,7 @@ def write_subset_parquet(home: Home, members: pl.DataFrame, path: Path, manifest
                     writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
     finally:
         con.close()
-    return Path(path)
+    return path
 
 
 def write_subset(home: Home, manifest: dict, members: pl.DataFrame, order_by: str) -> None:

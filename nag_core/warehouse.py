@@ -24,6 +24,8 @@ import polars as pl
 
 from nag_core.atomic import sweep_temp_files, write_parquet, write_text
 from nag_core.hashing import digest
+from nag_core.home import output_root
+from nag_core.storage import Location, is_local, read_parquet, register
 
 # Columns every table has even while empty, so the views always exist and can be queried.
 TABLES: dict[str, dict[str, str]] = {
@@ -106,12 +108,15 @@ SCRATCH_MEMORY_LIMIT = "256MB"
 
 
 @contextlib.contextmanager
-def scratch_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection with bounded memory; it takes no lock on ``warehouse.duckdb``."""
+def scratch_duckdb(*reads: Location) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with bounded memory that can read the ``reads`` locations.
+
+    It takes no lock on ``warehouse.duckdb``.
+    """
     with tempfile.TemporaryDirectory(prefix="nag-duckdb-") as spill:
         con = duckdb.connect(config={"memory_limit": SCRATCH_MEMORY_LIMIT, "temp_directory": spill})
         try:
-            yield con
+            yield register(con, *reads)
         finally:
             con.close()
 
@@ -129,12 +134,17 @@ class Warehouse:
     def db_path(self) -> Path:
         return self.root / "warehouse.duckdb"
 
-    def table_dir(self, table: str) -> Path:
+    @property
+    def outputs(self) -> Location:
+        """Where ``tables/`` lives: the data root, or ``storage.url`` (``nag_core.storage``)."""
+        return output_root(self.root)
+
+    def table_dir(self, table: str) -> Location:
         if table not in TABLES:
             raise KeyError(f"unknown warehouse table {table!r}")
-        return self.root / "tables" / table
+        return self.outputs / "tables" / table
 
-    def write(self, table: str, partition: str, frame: pl.DataFrame) -> Path:
+    def write(self, table: str, partition: str, frame: pl.DataFrame) -> Location:
         """Replace one partition of a table atomically."""
         return write_parquet(frame.to_arrow(), self.table_dir(table) / f"{partition}.parquet")
 
@@ -150,7 +160,7 @@ class Warehouse:
         """Rows of a table (some partitions, or all but ``exclude``), read from Parquet without DuckDB."""
         wanted = self.partitions(table) if partitions is None else partitions
         files = [self.table_dir(table) / f"{p}.parquet" for p in wanted if p != exclude]
-        frames = [pl.read_parquet(f, columns=columns) for f in files if f.exists()]
+        frames = [read_parquet(f, columns=columns) for f in files if f.exists()]
         if not frames:
             schema = {c: _POLARS[t] for c, t in TABLES[table].items() if columns is None or c in columns}
             return pl.DataFrame(schema=schema)
@@ -173,14 +183,16 @@ class Warehouse:
         Every run ends here, so this is also where a killed writer's temporary files
         (left by SIGKILL, which no ``finally`` survives) are swept; a live writer's never are.
         """
-        sweep_temp_files([self.root / d for d in ("tables", "cache", "subsets", "manifests")])
+        sweep_temp_files([self.outputs / d for d in ("tables", "cache", "subsets", "manifests")]
+                         + ([self.root / "cache"] if not is_local(self.outputs) else []))
         statements = self._view_statements()
-        stamp = digest(duckdb.__version__, statements)
+        stamp = digest(duckdb.__version__, statements)  # the statements name the tables' location
         if self.db_path.exists() and self.views_stamp_path.exists() \
                 and self.views_stamp_path.read_text(encoding="utf-8") == stamp:
             return
         con = self._connect(read_only=False, timeout_s=timeout_s)
         try:
+            register(con, self.outputs)
             for s in statements:
                 con.execute(s)
             write_text(stamp, self.views_stamp_path)
@@ -207,7 +219,7 @@ class Warehouse:
         """A read-only connection for queries; creates the views first if the file is new."""
         if not self.db_path.exists():
             self.refresh_views(timeout_s)
-        return self._connect(read_only=True, timeout_s=timeout_s)
+        return register(self._connect(read_only=True, timeout_s=timeout_s), self.outputs)
 
     def query_params(self, sql: str, params: list) -> pl.DataFrame:
         """A read-only query whose values are bound as parameters, never formatted into the SQL."""

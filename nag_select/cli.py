@@ -122,7 +122,7 @@ def cmd_export(args) -> int:
     from nag_core.features import export_jsonl
 
     home = Home(resolve_home(args.home))
-    cache_dir = home.root / "cache" / "activations" / args.model
+    cache_dir = home.outputs / "cache" / "activations" / args.model
     paths = sorted(cache_dir.glob("*.parquet"))
     if not paths:
         raise NagInputError(f"{cache_dir}: no activation cache for model {args.model!r}; run `nag-select run` first.")
