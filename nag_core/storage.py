@@ -167,6 +167,14 @@ def register(con: Any, *paths: Location) -> Any:
     return con
 
 
+def process_private(path: Location) -> bool:
+    """True for stores that other processes cannot see (fsspec's ``memory://``), which rule out worker processes."""
+    if is_local(path):
+        return False
+    protocols = path.fs.protocol if isinstance(path.fs.protocol, tuple) else (path.fs.protocol,)
+    return "memory" in protocols
+
+
 def _join(root: Location, path: str) -> Location:
     """A location for a string :func:`listing` returned under ``root``."""
     if is_local(root):

@@ -41,6 +41,7 @@ import dagster as dg
 from nag_core.errors import NagInputError
 from nag_core.freshness import DIMENSIONS, STAGES, State, split_key
 from nag_core.home import Home
+from nag_core.storage import process_private
 from nag_core.warehouse import Warehouse
 
 
@@ -223,6 +224,10 @@ def run_stale(home: Path, instance: dg.DagsterInstance, device: str | None = Non
     if parallel > 1 and instance.is_ephemeral:
         raise NagInputError("--parallel needs a Dagster instance on disk (set DAGSTER_HOME): "
                             "the worker processes record their runs there")
+    if parallel > 1 and process_private(Home(home).outputs):
+        raise NagInputError(f"--parallel {parallel}: storage.url {Home(home).outputs} is private to one process, so "
+                            "worker processes would not see each other's outputs. Run without --parallel, "
+                            "or put storage on a shared filesystem (a path, s3://...).")
     defs = build_definitions(home, device)
     state = State(Home(home))
     register_partitions(instance, state)
