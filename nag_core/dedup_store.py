@@ -70,8 +70,10 @@ def _groups(files: tuple[Location, ...]) -> list[list[str]]:
 # What ``{rows}`` in a lookup's SQL stands for: every source exposes its table's columns plus ``_partition``.
 _FILES = "(SELECT *, regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS _partition FROM read_parquet($files, filename = true))"
 # Each segment's rows of the partitions still current in it (a stale copy of a partition may sit in another).
+# Segments are matched by base name (unique: L<level>-<uuid>.parquet), because DuckDB reports a
+# file read through fsspec under its own spelling of the URL (memory:///b/x for memory://b/x).
 _SEGMENTS = ("(SELECT s.* EXCLUDE (filename) FROM read_parquet($files, filename = true) s "
-             "SEMI JOIN _current c ON s.filename = c.file AND s._partition = c.partition)")
+             "SEMI JOIN _current c ON regexp_extract(s.filename, '[^/]+$') = c.file AND s._partition = c.partition)")
 
 
 def _scan(sql: str, src: segments.Sources, params: dict, frames: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
@@ -86,7 +88,7 @@ def _scan(sql: str, src: segments.Sources, params: dict, frames: dict[str, pl.Da
         out = []
         if src.segments:
             con.register("_current", pl.DataFrame(
-                [(str(seg.file), p) for seg in src.segments for p in seg.partitions], schema=["file", "partition"], orient="row"))
+                [(seg.file.name, p) for seg in src.segments for p in seg.partitions], schema=["file", "partition"], orient="row"))
             out.append(con.sql(sql.format(rows=_SEGMENTS), params={**params, "files": [str(seg.file) for seg in src.segments]}).pl())
         return out + [con.sql(sql.format(rows=_FILES), params={**params, "files": group}).pl()
                       for group in _groups(src.files)]

@@ -65,10 +65,13 @@ def location(url: str, options: dict | None = None) -> Location:
     from upath import UPath  # imported only when a remote store is configured
 
     try:
-        return UPath(url.rstrip("/"), **(options or {}))
+        path = UPath(url.rstrip("/"), **(options or {}))
+        path.fs  # noqa: B018 - builds the filesystem now, so a missing package is reported here, not mid-run
+        return path
     except (ValueError, ImportError) as exc:
         raise NagInputError(f"nag.yaml: 'storage.url' {url!r} has no usable fsspec filesystem ({exc}). "
-                            "Install the filesystem's package (s3fs for s3://, gcsfs for gs://) or fix the URL.") from exc
+                            "Install the filesystem's package (for s3://: pip install 'nag-select[s3]'; gcsfs for gs://) "
+                            "or fix the URL.") from exc
 
 
 def is_local(path: Location) -> bool:

@@ -118,3 +118,27 @@ def test_gc_drops_segments_that_copied_a_removed_shard(tmp_path, monkeypatch):
     assert not list(segments.segment_dir(wh, "pool_kept").glob("L*.parquet"))  # no copy of s01's rows is left
     src = segments.sources(wh, "pool_kept", wh.partitions("pool_kept"))  # rebuilt from the files on the next lookup
     assert sorted(p for s in src.segments for p in s.partitions) + [f.stem for f in src.files] == ["s00", "s02", "s03", "s04"]
+
+
+def test_segments_on_an_object_store_give_the_local_decisions(tmp_path, monkeypatch):
+    """Compaction, manifests and lookups through fsspec's in-memory store (no rename, no folders)."""
+    import uuid
+
+    import fsspec
+
+    bucket = f"nag-seg-{uuid.uuid4().hex[:12]}"
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "nag.yaml").write_text(f"storage:\n  url: memory://{bucket}\n", encoding="utf-8")
+    try:
+        _build(tmp_path / "local", 9, monkeypatch, compact_at=2, fanout=2)
+        _build(remote, 9, monkeypatch, compact_at=2, fanout=2)
+        assert _outcome(remote) == _outcome(tmp_path / "local")
+        wh = Warehouse(remote)
+        manifest, _ = segments._manifest(wh, "dedup_bands")
+        assert max(s["level"] for s in manifest) >= 2
+        live = {s["file"] for s in manifest}
+        assert {p.name for p in segments.segment_dir(wh, "dedup_bands").glob("L*.parquet")} >= live
+        assert not (remote / "tables").exists()
+    finally:
+        fsspec.filesystem("memory").rm(f"/{bucket}", recursive=True)

@@ -46,6 +46,11 @@ def test_plain_paths_stay_local_and_urls_use_their_filesystem(tmp_path, bucket):
     assert str(remote / "tables") == f"{bucket}/tables"
     with pytest.raises(NagInputError, match=r"storage\.url.*'nosuchfs://x'.*fsspec"):
         storage.location("nosuchfs://x")
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:  # without the s3 extra, an s3:// store is refused before any run starts
+        with pytest.raises(NagInputError, match=r"'s3://bucket/nag'.*Install s3fs.*pip install 'nag-select\[s3\]'"):
+            storage.location("s3://bucket/nag")
 
 
 def test_storage_settings_are_checked(tmp_path):
