@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nag_core.errors import NagInputError
-from nag_core.settings import Settings, load_settings
+from nag_core.settings import Settings, load_settings, load_storage
 from nag_core.storage import Location, location, stamp
 
 POOL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
@@ -58,7 +58,7 @@ def output_root(root: Path) -> Location:
     settings_path = Path(root) / "nag.yaml"
     key = (str(root), stamp(settings_path))
     if key not in _OUTPUT_ROOTS:
-        storage = load_settings(settings_path).storage
+        storage = load_storage(settings_path)
         _OUTPUT_ROOTS[key] = Path(root) if storage is None else location(storage.url, storage.options)
     return _OUTPUT_ROOTS[key]
 

@@ -222,12 +222,7 @@ def load_settings(path: Path) -> Settings:
     path = Path(path)
     if not path.exists():
         return Settings()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise NagInputError(f"{path}: not valid YAML ({exc}). Fix the syntax or delete the file to use defaults.") from exc
-    if not isinstance(raw, dict):
-        raise NagInputError(f"{path}: expected a mapping of setting: value, got {type(raw).__name__}")
+    raw = _read_raw(path)
     known = {f.name for f in dataclasses.fields(Settings)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -242,10 +237,34 @@ def load_settings(path: Path) -> Settings:
         if "signals" in kwargs:
             kwargs["signals"] = _signal_settings(kwargs["signals"] or {})
         if kwargs.get("storage") is not None:
-            kwargs["storage"] = StorageSettings(**_section(kwargs["storage"], StorageSettings, "storage"))
+            kwargs["storage"] = _storage_settings(kwargs["storage"])
         return Settings(**kwargs)
     except NagInputError as exc:
         raise NagInputError(f"{path}: {exc}") from None
+
+
+def load_storage(path: Path) -> StorageSettings | None:
+    """Only the ``storage`` section: where outputs are is needed even when another setting is wrong."""
+    path = Path(path)
+    raw = _read_raw(path) if path.exists() else {}
+    try:
+        return None if raw.get("storage") is None else _storage_settings(raw["storage"])
+    except NagInputError as exc:
+        raise NagInputError(f"{path}: {exc}") from None
+
+
+def _read_raw(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise NagInputError(f"{path}: not valid YAML ({exc}). Fix the syntax or delete the file to use defaults.") from exc
+    if not isinstance(raw, dict):
+        raise NagInputError(f"{path}: expected a mapping of setting: value, got {type(raw).__name__}")
+    return raw
+
+
+def _storage_settings(raw: Any) -> StorageSettings:
+    return StorageSettings(**_section(raw, StorageSettings, "storage"))
 
 
 def _section(raw: Any, cls: type, name: str) -> dict:

@@ -9,6 +9,7 @@ it. Nothing connects to Postgres or Kubernetes: the environment names fake hosts
 from __future__ import annotations
 
 import importlib.util
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,7 @@ def test_helm_values_load_the_projects_code_location_with_postgres_and_the_share
     assert env["NAG_EXECUTOR"] == "k8s"
     # The executor config the code server reads is the file in this folder, copied into the image.
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    assert "COPY . /opt/nag" in dockerfile and "'.[deploy]'" in dockerfile
+    assert "COPY . /opt/nag" in dockerfile and "'.[deploy,s3]'" in dockerfile
     assert env["NAG_EXECUTOR_CONFIG"] == "/opt/nag/deploy/k8s/executor.yaml"
     claim = deployment["volumes"][0]["persistentVolumeClaim"]["claimName"]
     pvc = _yaml("pvc.yaml")
@@ -179,3 +180,13 @@ def test_helm_values_load_the_projects_code_location_with_postgres_and_the_share
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlHost"]
     assert "postgresqlPassword" not in values["postgresql"]  # the secret is set at install time, not committed
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+
+
+def test_the_example_settings_put_outputs_on_s3_and_the_image_can_reach_it():
+    from nag_core.settings import load_settings
+
+    settings = load_settings(DEPLOY / "nag.yaml")  # every key is a known setting with a valid value
+    assert settings.storage is not None and settings.storage.url.startswith("s3://")
+    assert settings.storage.options == {}  # credentials come from the pod, never from this file
+    extras = tomllib.loads((DEPLOY.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert any(dep.startswith("s3fs") for dep in extras["s3"])  # what the image's '.[deploy,s3]' installs
