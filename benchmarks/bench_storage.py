@@ -53,12 +53,8 @@ def folder_bytes(path: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def build(home: Path, docs: int, shards: int) -> dict:
-    from nag_core.warehouse import Warehouse
-    from nag_select.runner import run_stale
-
-    import dagster as dg
-
+def write_inputs(home: Path, docs: int, shards: int, settings: str = SETTINGS) -> pl.DataFrame:
+    """The data root's inputs: a seeded sample of the dev pool in ``shards`` shards, one GSM8K target."""
     pool = pl.read_parquet(POOL).sample(n=docs, seed=0).sort("docid").select("docid", pl.col("doc").alias("text"),
                                                                               "token_num")
     (home / "pool").mkdir(parents=True)
@@ -69,7 +65,17 @@ def build(home: Path, docs: int, shards: int) -> dict:
     lines = TARGET.read_text(encoding="utf-8").splitlines()[:50]
     (home / "targets" / "gsm8k" / "q.jsonl").write_text(
         "".join(json.dumps({"text": json.loads(x)["question"]}) + "\n" for x in lines), encoding="utf-8")
-    (home / "nag.yaml").write_text(SETTINGS, encoding="utf-8")
+    (home / "nag.yaml").write_text(settings, encoding="utf-8")
+    return pool
+
+
+def build(home: Path, docs: int, shards: int) -> dict:
+    from nag_core.warehouse import Warehouse
+    from nag_select.runner import run_stale
+
+    import dagster as dg
+
+    pool = write_inputs(home, docs, shards)
     t0 = time.perf_counter()
     report = run_stale(home, dg.DagsterInstance.ephemeral(), device="cpu", log=lambda m: None)
     if report.failures:

@@ -42,6 +42,8 @@ BENCHES = {  # name -> (script, results file, extra arguments)
     "incremental": ("bench_incremental.py", "incremental.md", ()),
     "scale": ("bench_scale.py", "scale.md", ()),
     "distilled": ("bench_distilled.py", "distilled.md", ()),
+    "storage": ("bench_storage.py", "storage.md", ()),
+    "backends": ("bench_backends.py", "backends.md", ()),
 }
 HERE = Path(__file__).resolve().parent
 

@@ -12,18 +12,22 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(1600)
 def test_all_benchmarks_smoke(tmp_path):
     requires_shared(SHARED / "pool" / "mixed_pool_dev.parquet")
     out = tmp_path / "smoke"
     run = subprocess.run([sys.executable, "benchmarks/run_all.py", "--smoke", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = (out / "BENCHMARKS.md").read_text()
-    for name in ("recipes", "retrieval", "speed", "proxy", "proxy_recipe", "dedup", "incremental", "distilled"):
+    for name in ("recipes", "retrieval", "speed", "proxy", "proxy_recipe", "dedup", "incremental", "distilled",
+                 "storage", "backends"):
         assert f"| {name} | `{name}.md` | ok |" in report, name
     retrieval = (out / "retrieval.md").read_text()
     assert "| NAG | NAG contrastive |" in retrieval
     assert "| NAG contrastive, K=50, smoothing 0.5 |" in (out / "recipes.md").read_text()
+    backends = (out / "backends.md").read_text()  # the run fails unless both backends selected the same documents
+    assert "| rerun, nothing stale |" in backends and "checked docid by docid" in backends
 
 
 def test_scale_benchmark_smoke(tmp_path):

@@ -109,7 +109,7 @@ def test_the_pipeline_on_an_object_store_selects_what_a_local_run_selects(built_
     from nag_core.audit import explain
     from nag_core.demo_corpus import write_demo_home
     from nag_core.freshness import STAGES, State
-    from nag_core.gc import find_garbage
+    from nag_core.gc import collect, find_garbage
 
     local_home, _, _ = built_demo
     home = tmp_path / "home"
@@ -140,6 +140,13 @@ def test_the_pipeline_on_an_object_store_selects_what_a_local_run_selects(built_
     assert not find_garbage(remote).all
     member = storage.read_parquet(remote.subsets_dir / "python_code__minilm-l6.parquet", columns=["docid"])["docid"][0]
     assert "selected" in explain(remote, member, "python_code__minilm-l6").text()
+
+    shard = sorted(remote.shard_files())[0]
+    remote.shard_files()[shard].unlink()  # a shard leaves the pool: gc removes its objects from the store
+    removed = collect(remote)
+    assert removed.files and all(not storage.is_local(p) for p in removed.files)
+    assert shard not in wh.partitions("documents") and not remote.activation_cache_path("minilm-l6", shard).exists()
+    assert wh.query_params("SELECT count(*) FROM documents WHERE shard = ?", [shard]).item() == 0
 
 
 def test_parallel_runs_refuse_a_store_other_processes_cannot_see(tmp_path, bucket):
