@@ -59,7 +59,7 @@ def output_root(root: Path) -> Location:
     key = (str(root), stamp(settings_path))
     if key not in _OUTPUT_ROOTS:
         storage = load_storage(settings_path)
-        _OUTPUT_ROOTS[key] = Path(root) if storage is None else location(storage.url, storage.options)
+        _OUTPUT_ROOTS[key] = Path(root) if storage is None else location(storage.url, storage.options, base=Path(root))
     return _OUTPUT_ROOTS[key]
 
 

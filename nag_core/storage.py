@@ -56,10 +56,11 @@ class StorageSettings:
             raise NagInputError(f"'storage.options' must be a mapping of filesystem options, got {self.options!r}")
 
 
-def location(url: str, options: dict | None = None) -> Location:
-    """A local ``Path`` for a plain path or ``file://`` URL, else a UPath on the URL's fsspec filesystem."""
+def location(url: str, options: dict | None = None, base: Path | None = None) -> Location:
+    """A local ``Path`` for a plain path (relative to ``base``, the data root) or ``file://`` URL,
+    else a UPath on the URL's fsspec filesystem."""
     if "://" not in url:
-        return Path(url).expanduser().resolve()
+        return ((base or Path.cwd()) / Path(url).expanduser()).resolve()
     if url.startswith("file://"):
         return Path(url[len("file://"):]).resolve()
     from upath import UPath  # imported only when a remote store is configured

@@ -40,6 +40,8 @@ def remote_home(root: Path, url: str) -> Path:
 
 def test_plain_paths_stay_local_and_urls_use_their_filesystem(tmp_path, bucket):
     assert storage.location(str(tmp_path)) == tmp_path
+    assert storage.location("out", base=tmp_path) == tmp_path / "out"  # relative to the data root, not the cwd
+    assert Home(remote_home(tmp_path / "home", "../elsewhere")).outputs == tmp_path / "elsewhere"
     assert storage.location(f"file://{tmp_path}") == tmp_path
     remote = storage.location(bucket)
     assert not storage.is_local(remote) and storage.process_private(remote)
