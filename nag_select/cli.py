@@ -109,6 +109,7 @@ def cmd_status(args) -> int:
 
     home = resolve_home(args.home)
     state = State(Home(home))
+    print(f"outputs: {state.home.outputs}")  # the data root, or storage.url
     for asset in STAGES:
         parts = state.partitions(asset)
         stale = state.stale(asset)

@@ -27,7 +27,7 @@ def test_all_benchmarks_smoke(tmp_path):
     assert "| NAG | NAG contrastive |" in retrieval
     assert "| NAG contrastive, K=50, smoothing 0.5 |" in (out / "recipes.md").read_text()
     backends = (out / "backends.md").read_text()  # the run fails unless both backends selected the same documents
-    assert "| rerun, nothing stale |" in backends and "checked docid by docid" in backends
+    assert "| rerun, nothing stale (median of 3) |" in backends and "checked docid by docid" in backends
 
 
 def test_scale_benchmark_smoke(tmp_path):

@@ -52,6 +52,7 @@ def test_run_prints_summary_then_reruns_nothing_and_exports(tmp_path):
     assert second.returncode == 0 and "0 partitions materialised" in second.stdout and "nothing was stale" in second.stdout
     status = cli("status", home=home)
     assert "selected_subset" in status.stdout and " 0 stale" in status.stdout
+    assert status.stdout.splitlines()[0] == f"outputs: {home}"
 
     out = tmp_path / "features.jsonl"
     export = cli("export-features", "--model", "minilm-l6", "--out", str(out), home=home)
