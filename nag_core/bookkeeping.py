@@ -27,18 +27,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import polars as pl
 
 from nag_core import storage
 from nag_core.atomic import write_text
 from nag_core.hashing import file_digest, files_digest
-from nag_core.storage import Location
+from nag_core.storage import Location, Stamp
 from nag_core.targets import SPEC_FILE, target_files
 
 RACY_SECONDS = 1.0
 _STORE_VERSION = 1
 
-Stamp = tuple[int, int, int, int]
 _lock = threading.Lock()
 _digests: dict[str, tuple[Stamp, str]] = {}  # absolute path -> (stamp, full sha256 hex), this process
 _loaded_stores: set[str] = set()
