@@ -18,8 +18,10 @@ whose local form is not portable live here:
 * DuckDB reads remote Parquet through the same fsspec filesystem, registered on each
   connection (:func:`register`).
 * A file's identity (size and modification time) comes from the store's listing, not
-  from ``os.stat``; stores without an mtime report 0 and are then compared by size and
-  the creation time they do report.
+  from ``os.stat``; stores without an mtime report their creation time instead.
+* Listings are not cached (``use_listings_cache: false`` unless ``storage.options`` says
+  otherwise): a worker, the daemon or a CLI command may have written since, and a cached
+  listing made a long-lived process miss outputs another process had written.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def location(url: str, options: dict | None = None, base: Path | None = None) ->
     from upath import UPath  # imported only when a remote store is configured
 
     try:
-        path = UPath(url.rstrip("/"), **(options or {}))
+        # Listings are never cached: another process (a worker, the daemon) may have written since.
+        path = UPath(url.rstrip("/"), **{"use_listings_cache": False, **(options or {})})
         path.fs  # noqa: B018 - builds the filesystem now, so a missing package is reported here, not mid-run
         return path
     except (ValueError, ImportError) as exc:
