@@ -12,7 +12,7 @@ import polars as pl
 from nag_core.dedup_store import kept_by_other_shards
 from nag_core.features import read_cache
 from nag_core.freshness import State, split_key
-from nag_core.warehouse import Warehouse, partition_id
+from nag_core.warehouse import Warehouse, partition_id, scratch_duckdb
 
 Check = tuple[bool, str, dict]
 
@@ -77,8 +77,9 @@ def _nag_values(state: State, model: str, target: str) -> np.ndarray:
     """The values of the signal the default subsets rank by, read back from what the step wrote."""
     from nag_core.selection_steps import nag_partition, signal_name
 
-    rows = Warehouse(state.home.root).read("signals", [nag_partition(model, target)], columns=["signal", "value"])
-    return rows.filter(pl.col("signal") == signal_name(state.settings))["value"].to_numpy()
+    rows = Warehouse(state.home.root).read("signals", [nag_partition(model, target)], columns=["value"],
+                                           where=[("signal", "=", signal_name(state.settings))])
+    return rows["value"].to_numpy()
 
 
 def scores_valid(state: State, key: str) -> Check:
@@ -105,11 +106,13 @@ def signals_cover_pool(state: State, asset: str, key: str) -> Check:
     from nag_core.freshness import DIMENSIONS
 
     wh = Warehouse(state.home.root)
-    rows = wh.read("signals", [partition_id(asset, *key.split("|"))], columns=["docid", "signal", "value"])
+    path = wh.table_dir("signals") / f"{partition_id(asset, *key.split('|'))}.parquet"
     shards = [key] if DIMENSIONS[asset] == ("shard",) else sorted(state.shards)
     kept = wh.read("pool_kept", shards, columns=["docid"]).height
-    per_signal = rows.group_by("signal").agg(pl.len().alias("n"), pl.col("docid").n_unique().alias("unique"),
-                                             pl.col("value").is_finite().all().alias("finite")).sort("signal")
+    with scratch_duckdb(path) as con:  # aggregated as it streams: the partition holds a row per document and signal
+        per_signal = con.sql("SELECT signal, count(*) AS n, count(DISTINCT docid) AS unique, "
+                             "coalesce(bool_and(isfinite(value)), true) AS finite FROM read_parquet($path) "
+                             "GROUP BY signal ORDER BY signal", params={"path": str(path)}).pl()
     bad = per_signal.filter((pl.col("n") != kept) | (pl.col("unique") != kept) | ~pl.col("finite"))
     ok = (per_signal.height > 0 or kept == 0) and bad.is_empty()
     return ok, (f"{per_signal.height} signal(s) x {kept} kept documents; "

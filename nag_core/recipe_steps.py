@@ -70,8 +70,8 @@ def read_signals(state: State, parts: list[tuple[str, str, str]]) -> pl.DataFram
     wh = Warehouse(state.home.root)
     frames = []
     for signal, asset, key in parts:
-        rows = wh.read("signals", [partition_id(asset, *key.split("|"))], columns=["docid", "signal", "target", "value"])
-        frames.append(rows.filter(pl.col("signal") == signal))
+        frames.append(wh.read("signals", [partition_id(asset, *key.split("|"))], columns=["docid", "signal", "target", "value"],
+                              where=[("signal", "=", signal)]))
     return pl.concat(frames).unique(["docid", "signal", "target"], keep="first", maintain_order=True)
 
 

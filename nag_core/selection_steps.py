@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ from nag_core.pool_counts import pool_counts
 from nag_core.scoring import similarity
 from nag_core.selection import equal_budget_mixture, select_by_budget
 from nag_core.settings import Settings, parse_layers
-from nag_core.signal_steps import require_pool, signal_provenance, write_signals
+from nag_core.signal_sink import write_signals
+from nag_core.signal_steps import require_pool, signal_provenance
 from nag_core.step_result import Log, StepResult, code_version, now, record, require_fingerprint, versions
 from nag_core.subset_store import lookup_documents, write_decisions, write_subset
 from nag_core.warehouse import Warehouse, partition_id
@@ -90,32 +92,39 @@ def influence_scores(state: State, key: str, run_id: str, log: Log = print) -> S
     profiles = target_profiles(state, graph, p["model"], nt, log)
     weights = {"nag_frequency": profiles.frequency, "nag_contrastive": profiles.contrastive,
                "nag_good": np.maximum(profiles.contrastive, 0.0), "nag_bad": np.maximum(-profiles.contrastive, 0.0)}
-    frames = []
-    for shard in sorted(state.shards):
-        docids, idx, _, _ = read_cache(state.home.activation_cache_path(p["model"], shard), nt)
-        sliced = np.ascontiguousarray(idx[:, profiles.layers, :])
-        for signal, w in weights.items():
-            frames.append(pl.DataFrame({"docid": docids, "shard": shard, "signal": signal, "value": similarity(sliced, w)}))
+    ranked_by = signal_name(state.settings)
+    values, top = [], []  # the ranking signal's values (one float per document) and each shard's ten best
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for shard in sorted(state.shards):
+            docids, idx, _, _ = read_cache(state.home.activation_cache_path(p["model"], shard), nt)
+            sliced = np.ascontiguousarray(idx[:, profiles.layers, :])
+            scores = {signal: similarity(sliced, w) for signal, w in weights.items()}
+            main = pl.DataFrame({"docid": docids, "shard": shard, "value": scores[ranked_by]})
+            values.append(scores[ranked_by])
+            top.append(main.sort(["value", "docid"], descending=[True, False]).head(10))
+            yield pl.concat([pl.DataFrame({"docid": docids, "shard": shard, "signal": signal, "value": v})
+                             for signal, v in scores.items()])
+
     legacy = wh.table_dir("signals") / f"{partition_id(p['target'], p['model'])}.parquet"
     legacy.unlink(missing_ok=True)  # written by code version 1, before every family had its own file
-    dv, scores = write_signals(state, "influence_scores", key, require_pool(state, pl.concat(frames)), run_id)
-    record(state, "influence_scores", key, fp, dv, run_id)
-    main = scores.filter(pl.col("signal") == signal_name(state.settings))
-    values = main["value"].to_numpy()
-    log(f"scored {main.height} documents against {p['target']} with {p['model']}")
-    return StepResult(dv, {"documents": main.height, "shards": len(state.shards), "signals": list(weights),
-                           "ranked_by": signal_name(state.settings), "layers": profiles.layers,
-                           "min": float(values.min()), "mean": float(values.mean()), "max": float(values.max()),
-                           "config_hash": scores["config_hash"][0],
-                           "good_and_bad_neurons": _good_and_bad(profiles.contrastive, profiles.layers).to_dicts()},
-                      preview=main.sort(["value", "docid"], descending=[True, False]).select("docid", "shard", "value").head(10),
-                      plot_png=histogram_png(values, f"{signal_name(state.settings)} to {p['target']} ({p['model']})", "score"))
+    written = write_signals(state, "influence_scores", key, chunks(), run_id, required=True)
+    record(state, "influence_scores", key, fp, written.data_version, run_id)
+    values = np.concatenate(values)
+    log(f"scored {values.size} documents against {p['target']} with {p['model']}")
+    return StepResult(written.data_version, {
+        "documents": int(values.size), "shards": len(state.shards), "signals": list(weights), "ranked_by": ranked_by,
+        "layers": profiles.layers, "min": float(values.min()), "mean": float(values.mean()), "max": float(values.max()),
+        "config_hash": written.config_hash,
+        "good_and_bad_neurons": _good_and_bad(profiles.contrastive, profiles.layers).to_dicts()},
+        preview=pl.concat(top).sort(["value", "docid"], descending=[True, False]).head(10),
+        plot_png=histogram_png(values, f"{ranked_by} to {p['target']} ({p['model']})", "score"))
 
 
 def _scored_pool(state: State, target: str, model: str) -> pl.DataFrame:
     wh = Warehouse(state.home.root)
-    scores = (wh.read("signals", [nag_partition(model, target)], columns=["docid", "signal", "value"])
-              .filter(pl.col("signal") == signal_name(state.settings)).select("docid", pl.col("value").alias("score")))
+    scores = (wh.read("signals", [nag_partition(model, target)], columns=["docid", "value"],
+                      where=[("signal", "=", signal_name(state.settings))]).select("docid", pl.col("value").alias("score")))
     kept = wh.read("pool_kept", sorted(state.shards), columns=["docid", "token_num", "shard"])
     return require_pool(state, scores.join(kept, on="docid", how="inner"))
 

@@ -14,6 +14,7 @@ version, so adding a target costs only the target's own examples.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -24,13 +25,13 @@ from nag_core.errors import NagInputError
 from nag_core.freshness import State, split_key
 from nag_core.hashing import digest, file_digest, text_digest
 from nag_core.models import ModelPool
+from nag_core.signal_sink import no_documents_error, write_signals
 from nag_core.signals import bm25, dsir, embedding
 from nag_core.signals.ngrams import Hasher
 from nag_core.storage import Location, read_arrow
-from nag_core.step_result import Log, StepResult, code_version, record, require_fingerprint, versions
+from nag_core.step_result import Log, StepResult, record, require_fingerprint, versions
 from nag_core.warehouse import Warehouse, partition_id
 
-SIGNAL_COLUMNS = ("docid", "shard", "signal", "target", "model", "value", "asset", "run_id", "config_hash", "code_version")
 EMBEDDING_META = b"nag_embedding"
 
 
@@ -50,9 +51,7 @@ def kept_documents(state: State, shards: list[str] | None = None) -> pl.DataFram
 def require_pool(state: State, docs: pl.DataFrame) -> pl.DataFrame:
     """A clear error, not a crash, when no document survived validation and dedup."""
     if docs.is_empty():
-        raise NagInputError(f"{state.home.pool_dir}: no document to score: every shard is empty, or all its rows were "
-                            "quarantined or removed by dedup (see the 'quarantine' and 'dedup_removed' tables). "
-                            "Add documents under pool/.")
+        raise no_documents_error(state)
     return docs
 
 
@@ -63,32 +62,15 @@ def target_texts(state: State, target: str) -> list[str]:
     return texts
 
 
-def write_signals(state: State, asset: str, key: str, rows: pl.DataFrame, run_id: str) -> tuple[str, pl.DataFrame]:
-    """Stamp ``rows`` (docid, shard, signal, value[, target, model]) with lineage, write them, record the partition."""
-    p = split_key(asset, key)
-    stage = {"influence_scores": "scores", "embedding_scores": "embeddings", "gradient_scores": "gradient",
-             "quality_signals": "quality", "distilled_scores": "distilled"}.get(asset)
-    config_hash = state.settings.hash_for(stage) if stage else digest(asset, length=12)
-    frame = rows.with_columns(
-        *(pl.lit(p.get(c)).cast(pl.String).alias(c) for c in ("target", "model") if c not in rows.columns),
-        pl.lit(asset).alias("asset"), pl.lit(run_id).alias("run_id"), pl.lit(config_hash).alias("config_hash"),
-        pl.lit(code_version(asset)).alias("code_version"),
-    ).select(SIGNAL_COLUMNS).sort(["signal", "docid"])
-    Warehouse(state.home.root).write("signals", partition_id(asset, *key.split("|")), frame)
-    dv = digest(frame["signal"].to_list(), frame["docid"].to_list(), digest(np.round(frame["value"].to_numpy(), 12).tobytes().hex()))
-    return dv, frame
-
-
-def _finish(state: State, asset: str, key: str, fp: str, rows: pl.DataFrame, run_id: str, log: Log, what: str) -> StepResult:
-    dv, frame = write_signals(state, asset, key, rows, run_id)
-    record(state, asset, key, fp, dv, run_id)
-    summary = frame.with_columns(pl.col("value").cast(pl.Float64)).group_by("signal").agg(
-        pl.len().alias("documents"), pl.col("value").min().alias("min"),
-                                           pl.col("value").mean().alias("mean"), pl.col("value").max().alias("max")).sort("signal")
-    log(f"{asset}[{key}]: {what}, {frame.height} values")
-    return StepResult(dv, {"documents": int(frame["docid"].n_unique()), "signals": sorted(set(frame["signal"].to_list())),
-                           "config_hash": frame["config_hash"][0] if frame.height else None},
-                      preview=summary.with_columns(pl.col("min", "mean", "max").round(5)))
+def _finish(state: State, asset: str, key: str, fp: str, chunks: Iterable[pl.DataFrame], run_id: str, log: Log,
+            what: str, required: bool = False) -> StepResult:
+    """Write the signal chunks (one shard each, see ``nag_core.signal_sink``), record the partition, summarise it."""
+    written = write_signals(state, asset, key, chunks, run_id, required)
+    record(state, asset, key, fp, written.data_version, run_id)
+    log(f"{asset}[{key}]: {what}, {written.rows} values")
+    return StepResult(written.data_version, {"documents": written.documents, "signals": written.summary["signal"].to_list(),
+                                             "config_hash": written.config_hash if written.rows else None},
+                      preview=written.summary.with_columns(pl.col("min", "mean", "max").round(5)))
 
 
 def _single(docs: pl.DataFrame, signal: str, values: np.ndarray) -> pl.DataFrame:
@@ -120,12 +102,13 @@ def lexical_scores(state: State, asset: str, key: str, run_id: str, log: Log = p
 
         def score(texts: list[str]) -> np.ndarray:
             return bm25.score_with(texts, stats, examples)
-    parts = []
-    for s in shards:
-        docs = kept_documents(state, [s])
-        parts.append(_single(docs, signal, score(docs["text"].to_list())))
-    rows = require_pool(state, pl.concat(parts) if parts else kept_documents(state, []))
-    return _finish(state, asset, key, fp, rows, run_id, log, f"{signal} against {target}")
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for s in shards:
+            docs = kept_documents(state, [s])
+            yield _single(docs, signal, score(docs["text"].to_list()))
+
+    return _finish(state, asset, key, fp, chunks(), run_id, log, f"{signal} against {target}", required=True)
 
 
 def embedding_cache(state: State, models: ModelPool, key: str, run_id: str, log: Log = print) -> StepResult:
@@ -164,12 +147,14 @@ def embedding_scores(state: State, models: ModelPool, key: str, run_id: str, log
     model, tokenizer = models.load(state.models[p["model"]])
     targets = embedding.embed(target_texts(state, p["target"]), model, tokenizer, max_length=state.settings.max_length,
                               batch_size=state.settings.batch_size)
-    frames = []
-    for shard in sorted(state.shards):
-        docids, vectors = read_embeddings(state.home.embedding_cache_path(p["model"], shard))
-        frames.append(pl.DataFrame({"docid": docids, "shard": shard, "signal": "embedding",
-                                    "value": embedding.cosine_to_centroid(vectors, targets)}))
-    return _finish(state, "embedding_scores", key, fp, pl.concat(frames), run_id, log, f"embedding cosine to {p['target']}")
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for shard in sorted(state.shards):
+            docids, vectors = read_embeddings(state.home.embedding_cache_path(p["model"], shard))
+            yield pl.DataFrame({"docid": docids, "shard": shard, "signal": "embedding",
+                                "value": embedding.cosine_to_centroid(vectors, targets)})
+
+    return _finish(state, "embedding_scores", key, fp, chunks(), run_id, log, f"embedding cosine to {p['target']}")
 
 
 def seeded_sample(docids: list[str], salt: str, fraction: float, min_documents: int, max_documents: int) -> list[int]:
@@ -235,10 +220,9 @@ def quality_signals(state: State, key: str, run_id: str, log: Log = print) -> St
         from nag_core.signals.perplexity import byte_perplexity
 
         values["quality_perplexity"] = byte_perplexity(_proxy_model(state), texts)
-    rows = pl.concat([_single(docs, name, v) for name, v in values.items()]).with_columns(pl.col("value").cast(pl.Float64))
-    return _finish(state, "quality_signals", key, fp, rows.with_columns(pl.lit(None, pl.String).alias("target"),
-                                                                        pl.lit(None, pl.String).alias("model")),
-                   run_id, log, f"quality of {shard}")
+    rows = pl.concat([_single(docs, name, v) for name, v in values.items()]).with_columns(
+        pl.lit(None, pl.String).alias("target"), pl.lit(None, pl.String).alias("model"))
+    return _finish(state, "quality_signals", key, fp, [rows], run_id, log, f"quality of {shard}")
 
 
 def _pool_gradients(state: State, model, shard: str, docs: pl.DataFrame) -> np.ndarray:
@@ -269,11 +253,13 @@ def gradient_scores(state: State, key: str, run_id: str, log: Log = print) -> St
     model = _proxy_model(state)
     dim, seed = state.settings.signals.gradient_dim, state.settings.signals.proxy_lm.seed
     target_features = gradient_features(model, target_texts(state, target), dim=dim, seed=seed)
-    frames = []
-    for shard in sorted(state.shards):
-        docs = kept_documents(state, [shard])
-        frames.append(_single(docs, "gradient", gradient_influence(_pool_gradients(state, model, shard, docs), target_features)))
-    return _finish(state, "gradient_scores", key, fp, pl.concat(frames), run_id, log, f"gradient influence on {target}")
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for shard in sorted(state.shards):
+            docs = kept_documents(state, [shard])
+            yield _single(docs, "gradient", gradient_influence(_pool_gradients(state, model, shard, docs), target_features))
+
+    return _finish(state, "gradient_scores", key, fp, chunks(), run_id, log, f"gradient influence on {target}")
 
 
 def signal_provenance(state: State, parts: list[tuple[str, str, str]]) -> list[dict]:
@@ -281,8 +267,8 @@ def signal_provenance(state: State, parts: list[tuple[str, str, str]]) -> list[d
     wh = Warehouse(state.home.root)
     out = []
     for signal, asset, key in parts:
-        row = wh.read("signals", [partition_id(asset, *key.split("|"))],
-                      columns=["signal", "run_id", "config_hash", "code_version"]).filter(pl.col("signal") == signal).head(1)
+        row = wh.read("signals", [partition_id(asset, *key.split("|"))], columns=["run_id", "config_hash", "code_version"],
+                      where=[("signal", "=", signal)]).head(1)
         stamp = row.row(0, named=True) if row.height else {}
         out.append({"signal": signal, "asset": asset, "partition": key, **split_key(asset, key),
                     "data_version": state.data_version(asset, key), "run_id": stamp.get("run_id"),
@@ -316,7 +302,7 @@ def distilled_scores(state: State, key: str, run_id: str, log: Log = print) -> S
     cfg = state.settings.signals.distilled
     wh = Warehouse(state.home.root)
     teacher = wh.read("signals", [partition_id("influence_scores", p["model"], p["target"])],
-                      columns=["docid", "signal", "value"]).filter(pl.col("signal") == cfg.signal)
+                      columns=["docid", "value"], where=[("signal", "=", cfg.signal)])
     labels = dict(zip(teacher["docid"].to_list(), teacher["value"].to_list(), strict=True))
     shards = sorted(state.shards)
     docids = sorted(wh.read("pool_kept", shards, columns=["docid"])["docid"].to_list()) if shards else []
@@ -338,19 +324,23 @@ def distilled_scores(state: State, key: str, run_id: str, log: Log = print) -> S
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     scorer = DistilledScorer.from_bytes(path.read_bytes())  # score with what was stored, as a later reader would
-    frames = []
-    for shard in shards:
-        docs = kept_documents(state, [shard])
-        frames.append(_single(docs, "distilled_nag", scorer.score(docs["text"].to_list())))
-    rows = pl.concat(frames)
-    rest = rows.filter(~pl.col("docid").is_in(order))
-    held_out = None
-    if rest.height >= 3:
-        teacher_rest = np.array([labels[d] for d in rest["docid"].to_list()])
-        rho = spearmanr(rest["value"].to_numpy(), teacher_rest).statistic
-        held_out = None if not np.isfinite(rho) else round(float(rho), 4)
-    result = _finish(state, "distilled_scores", key, fp, rows, run_id, log,
+    student, teacher_rest = [], []  # on the documents outside the sample, for the held-out agreement
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for shard in shards:
+            docs = kept_documents(state, [shard])
+            rows = _single(docs, "distilled_nag", scorer.score(docs["text"].to_list()))
+            rest = rows.filter(~pl.col("docid").is_in(order))
+            student.append(rest["value"].to_numpy())
+            teacher_rest.append(np.array([labels[d] for d in rest["docid"].to_list()], np.float64))
+            yield rows
+
+    result = _finish(state, "distilled_scores", key, fp, chunks(), run_id, log,
                      f"{cfg.signal} distilled from {len(order)} sampled documents, for {p['target']}")
+    held_out = None
+    if sum(a.size for a in student) >= 3:
+        rho = spearmanr(np.concatenate(student), np.concatenate(teacher_rest)).statistic
+        held_out = None if not np.isfinite(rho) else round(float(rho), 4)
     result.metadata.update({"imitates": cfg.signal, "sample_documents": len(order),
                             "held_out_spearman": held_out, "nonzero_weights": int(scorer.indices.size),
                             "scorer_path": str(path), "scorer_bytes": len(data)})

@@ -82,10 +82,12 @@ def is_local(path: Location) -> bool:
     return isinstance(path, Path)
 
 
-def read_arrow(path: Location, columns: list[str] | None = None) -> pa.Table:
+def read_arrow(path: Location, columns: list[str] | None = None, where: list[tuple] | None = None) -> pa.Table:
+    """``where``: pyarrow filters (``[("signal", "=", "nag_frequency")]``), applied batch by batch while reading,
+    so rows that fail them are never held whole."""
     if is_local(path):
-        return pq.read_table(path, columns=columns)
-    return pq.read_table(path.path, columns=columns, filesystem=path.fs)
+        return pq.read_table(path, columns=columns, filters=where)
+    return pq.read_table(path.path, columns=columns, filters=where, filesystem=path.fs)
 
 
 def read_schema(path: Location) -> pa.Schema:
@@ -95,10 +97,10 @@ def read_schema(path: Location) -> pa.Schema:
         return pq.read_schema(fh)
 
 
-def read_parquet(path: Location, columns: list[str] | None = None) -> pl.DataFrame:
-    if is_local(path):
+def read_parquet(path: Location, columns: list[str] | None = None, where: list[tuple] | None = None) -> pl.DataFrame:
+    if is_local(path) and where is None:
         return pl.read_parquet(path, columns=columns)
-    return pl.from_arrow(read_arrow(path, columns))
+    return pl.from_arrow(read_arrow(path, columns, where))
 
 
 def read_files(paths: list[str], root: Location) -> pl.DataFrame:

@@ -156,11 +156,12 @@ class Warehouse:
         return sorted(p.name[: -len(".parquet")] for p in d.glob("*.parquet")) if d.is_dir() else []
 
     def read(self, table: str, partitions: list[str] | None = None, columns: list[str] | None = None,
-             exclude: str | None = None) -> pl.DataFrame:
-        """Rows of a table (some partitions, or all but ``exclude``), read from Parquet without DuckDB."""
+             exclude: str | None = None, where: list[tuple] | None = None) -> pl.DataFrame:
+        """Rows of a table (some partitions, or all but ``exclude``; those passing ``where``, pyarrow filters),
+        read from Parquet without DuckDB."""
         wanted = self.partitions(table) if partitions is None else partitions
         files = [self.table_dir(table) / f"{p}.parquet" for p in wanted if p != exclude]
-        frames = [read_parquet(f, columns=columns) for f in files if f.exists()]
+        frames = [read_parquet(f, columns=columns, where=where) for f in files if f.exists()]
         if not frames:
             schema = {c: _POLARS[t] for c, t in TABLES[table].items() if columns is None or c in columns}
             return pl.DataFrame(schema=schema)
