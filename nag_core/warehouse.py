@@ -161,7 +161,7 @@ class Warehouse:
         read from Parquet without DuckDB."""
         wanted = self.partitions(table) if partitions is None else partitions
         files = [self.table_dir(table) / f"{p}.parquet" for p in wanted if p != exclude]
-        frames = [read_parquet(f, columns=columns, where=where) for f in files if f.exists()]
+        frames = [frame for f in files if (frame := _read_if_present(f, columns, where)) is not None]
         if not frames:
             schema = {c: _POLARS[t] for c, t in TABLES[table].items() if columns is None or c in columns}
             return pl.DataFrame(schema=schema)
@@ -249,6 +249,14 @@ class Warehouse:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+
+def _read_if_present(path: Location, columns: list[str] | None, where: list[tuple] | None) -> pl.DataFrame | None:
+    """One request, not an existence check and then a read: on an object store each is a round trip."""
+    try:
+        return read_parquet(path, columns=columns, where=where)
+    except FileNotFoundError:
+        return None
 
 
 _POLARS = {"VARCHAR": pl.String, "BIGINT": pl.Int64, "INTEGER": pl.Int32, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean}
